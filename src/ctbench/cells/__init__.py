@@ -1,0 +1,1 @@
+"""Recurrent cells: one file per cell, all with the step signature of ``cells.base.Cell``."""

@@ -1,0 +1,1 @@
+"""Data modules (one per dataset) and the shared download/verify/cache code."""
