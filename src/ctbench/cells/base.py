@@ -10,7 +10,7 @@ per-step recurrent work on the already-projected input.
 
 from __future__ import annotations
 
-from typing import Tuple, Union
+from typing import List, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -46,6 +46,14 @@ class Cell(nn.Module):
     def output(self, state: State) -> Tensor:
         """The features a readout sees, shape (B, hidden_size)."""
         return state if isinstance(state, Tensor) else state[0]
+
+    def regularized_weights(self) -> List[Tensor]:
+        """The kernels a Keras L2 ``kernel_regularizer`` would penalise (``wd * sum(W**2)``).
+
+        Used when ``weight_decay_mode`` is ``l2_kernels``. Default: every parameter with
+        ``ndim >= 2``; cells whose reference implementation regularises a different set override it.
+        """
+        return [p for p in self.parameters() if p.ndim >= 2]
 
     def apply_constraints(self) -> None:
         """Called after every optimiser step (e.g. the LTC's non-negative parameters)."""
