@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import pytorch_lightning as pl
@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
+from ctbench.data.archive import RemoteFile, check_remotes, locate
 from ctbench.data.batch import Batch, TaskKind
 
 Arrays = Dict[str, np.ndarray]
@@ -58,6 +59,10 @@ class SequenceDataModule(pl.LightningDataModule):
     n_features: int
     n_outputs: int
     vocab_size: Optional[int] = None  # set by token datasets (x holds int ids)
+    append_mask: bool = False  # feed [forward-filled values, obs_mask] (PhysioNet-style inputs)
+    readout: str = "last"  # sequence tasks: "last" or "last_observed" (see ctbench.sequence)
+    #: raw files to locate/download; empty for generated datasets
+    REMOTES: Tuple[RemoteFile, ...] = ()
 
     def __init__(
         self,
@@ -94,7 +99,33 @@ class SequenceDataModule(pl.LightningDataModule):
         """
         raise NotImplementedError
 
+    @classmethod
+    def check_content(cls, remote: RemoteFile, path: Path) -> None:
+        """Content check of one raw file whose hash is not a known one (override per dataset).
+
+        Raise :class:`ctbench.data.archive.CorruptDataError` saying which check failed.
+        """
+
     # -- shared -------------------------------------------------------------------------
+    @classmethod
+    def check(cls, data_dir: str = "data", mirror: Optional[str] = None) -> Tuple[str, str]:
+        """("ready" | "missing" | "corrupt", message) for the raw files; never downloads."""
+        return check_remotes(cls.REMOTES, data_dir, mirror, content_check=cls.check_content)
+
+    def locate(self, remote: RemoteFile) -> Path:
+        """A verified local path for one raw file (mirror, data folder, then download)."""
+        return locate(
+            remote,
+            self.data_dir,
+            self.mirror,
+            download=self.download,
+            content_check=lambda path: type(self).check_content(remote, path),
+        )
+
+    def prepare_data(self) -> None:
+        for remote in self.REMOTES:
+            self.locate(remote)
+
     def setup(self, stage: Optional[str] = None) -> None:
         if self.splits is not None:
             return
