@@ -1,0 +1,327 @@
+"""ctbench.tables: aggregation, Welch verdicts, reproduce/resume/failure handling and rendering.
+
+Runs against a fake composer / run-id / runner (the real ones train models)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+from scipy.stats import ttest_ind_from_stats
+
+from ctbench import tables
+from ctbench.published import load_table, parse_table
+
+RUNNABLE = ["ode_rnn", "lstm_aug", "ltc", "cfs", "cfc_nogate", "cfc", "cfc_mmrnn"]
+BUDGET_SEEDS = {"smoke": 2, "paper": None}
+
+
+# --------------------------------------------------------------------------- fakes
+
+
+def fake_compose(overrides: list[str]):
+    d = {"data": None, "model": None, "seed": 0, "budget": "paper", "protocol": "paper",
+         "paths.runs_dir": "results/runs"}
+    for o in overrides:
+        k, _, v = o.partition("=")
+        d[k] = v
+    return OmegaConf.create({
+        "data": {"name": d["data"]},
+        "model": {"name": d["model"]},
+        "seed": int(d["seed"]),
+        "budget": {"name": d["budget"], "seeds": BUDGET_SEEDS[d["budget"]]},
+        "protocol": {"name": d["protocol"]},
+        "paths": {"runs_dir": d["paths.runs_dir"]},
+    })
+
+
+def fake_run_id(cfg) -> str:
+    c = OmegaConf.to_container(cfg, resolve=True)
+    c.pop("paths")
+    return hashlib.sha1(json.dumps(c, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def value_for(model: str, seed: int) -> float:
+    return 0.6 + 0.01 * RUNNABLE.index(model) + 0.001 * seed
+
+
+class FakeRunner:
+    """Writes a record like ctbench.train.run; fails for models in ``fail``; KeyboardInterrupt
+    on call number ``kill_at``."""
+
+    def __init__(self, fail=(), kill_at=None):
+        self.fail, self.kill_at, self.calls = set(fail), kill_at, []
+
+    def __call__(self, cfg):
+        self.calls.append((cfg.model.name, cfg.seed))
+        if self.kill_at is not None and len(self.calls) == self.kill_at:
+            raise KeyboardInterrupt
+        if cfg.model.name in self.fail:
+            raise FloatingPointError(f"NaN loss at epoch 3 ({cfg.model.name})")
+        rid = fake_run_id(cfg)
+        rec = record(cfg.model.name, cfg.seed, value_for(cfg.model.name, cfg.seed),
+                     budget=cfg.budget.name, protocol=cfg.protocol.name, run_id=rid)
+        rec["config"] = OmegaConf.to_container(cfg)
+        Path(cfg.paths.runs_dir, f"{rid}.json").write_text(json.dumps(rec))
+        return rec
+
+
+def record(model, seed, value, *, budget="smoke", protocol="paper", data="walker2d", secs=2.0,
+           run_id=None, config=None, metric="mse"):
+    return {
+        "run_id": run_id or f"{model}-{seed}-{budget}-{protocol}-{data}",
+        "status": "finished", "data": data, "model": model, "seed": seed, "budget": budget,
+        "protocol": protocol, "metric": metric, "test_metric": value, "seconds_per_epoch": secs,
+        "epochs": 1, "n_parameters": 10, "hardware": {"device": "cpu", "cpu": "TestCPU", "threads": 4},
+        "versions": {}, "git_commit": "x", "data_fingerprint": "y", "config": config or {},
+    }
+
+
+def run(tmp_path, budget="smoke", runner=None, **kw):
+    return tables.reproduce(
+        "table3", budget=budget, protocol="paper", runs_dir=tmp_path / "runs",
+        out_dir=tmp_path / "tables", runner=runner or FakeRunner(), composer=fake_compose,
+        run_id_fn=fake_run_id, loader=tables.read_records, log=kw.pop("log", lambda m: None), **kw,
+    )
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def test_cell_stats_population_std_and_median():
+    st = tables.cell_stats([1.0, 2.0, 3.0, 4.0], [10.0, 30.0, 20.0, None])
+    assert st.mean == 2.5 and st.n == 4
+    assert st.std == pytest.approx(math.sqrt(1.25), abs=1e-15)  # ddof 0, not sqrt(5/3)
+    assert st.seconds_per_epoch == 20.0
+
+
+def test_aggregate_hand_written_records():
+    t3 = load_table("table3")
+    vals = [0.64, 0.65, 0.61]
+    recs = [record("cfc", s, v, secs=s + 1.0) for s, v in enumerate(vals)]
+    recs += [
+        record("cfc", 0, 9.0, budget="paper"),          # other budget
+        record("cfc", 0, 9.0, protocol="clean"),        # other protocol
+        record("cfc", 0, 9.0, data="physionet"),        # other data
+        record("cfc", 7, 9.0, metric="auroc"),          # other metric
+        {**record("cfc", 5, 9.0), "status": "failed"},  # not finished
+        record("ltc", 0, 0.70),
+    ]
+    res = {rr.row.name: rr for rr in tables.aggregate(t3, recs, "smoke", "paper")}
+    st = res["CfC (ours)"].stats
+    assert st.n == 3 and st.mean == pytest.approx(np.mean(vals), abs=1e-15)
+    assert st.std == pytest.approx(np.std(vals, ddof=0), abs=1e-15)
+    assert st.seconds_per_epoch == 2.0
+    assert res["CfC (ours)"].diff == pytest.approx(np.mean(vals) - 0.643)
+    assert res["CfC (ours)"].metric_mismatch == 1
+    assert res["LTC"].stats.n == 1 and res["LTC"].verdict == "n<2"
+    assert res["CT-RNN"].verdict == "not run" and res["CfC-mmRNN (ours)"].verdict == "not run"
+    assert [rr.row.name for rr in tables.aggregate(t3, recs, "smoke", "paper")][0] == "ODE-RNN"
+
+
+def test_aggregate_matches_row_overrides_and_dedupes_seeds():
+    t = parse_table({
+        "id": "tx", "title": "T", "status": "known", "metric": "mse", "direction": "lower", "n": 2,
+        "data": "walker2d",
+        "rows": [
+            {"name": "LTC-3", "mean": 1.0, "std": 0.1, "source": "self", "model": "ltc",
+             "overrides": ["model.ode_unfolds=3"]},
+            {"name": "LTC-6", "mean": 1.0, "std": 0.1, "source": "self", "model": "ltc",
+             "overrides": ["model.ode_unfolds=6"]},
+        ],
+    })
+    def cfg(u):
+        return {"model": {"name": "ltc", "ode_unfolds": u}}
+    recs = [
+        record("ltc", 0, 1.0, config=cfg(3), run_id="a"),
+        {**record("ltc", 0, 5.0, config=cfg(3), run_id="b"), "finished_at": "2025-01-02"},
+        {**record("ltc", 0, 1.5, config=cfg(3), run_id="c"), "finished_at": "2025-01-01"},
+        record("ltc", 1, 2.0, config=cfg(3), run_id="d"),
+        record("ltc", 0, 7.0, config=cfg(6), run_id="e"),
+    ]
+    r3, r6 = tables.aggregate(t, recs, "smoke", "paper")
+    assert r3.stats.n == 2 and r3.duplicates_dropped == 2
+    assert r3.stats.mean == pytest.approx((5.0 + 2.0) / 2)  # newest record for seed 0 wins
+    assert r6.stats.n == 1 and r6.stats.mean == 7.0
+
+
+def _scipy_p(m1, s1, n1, m2, s2, n2):
+    c1, c2 = math.sqrt(n1 / (n1 - 1)), math.sqrt(n2 / (n2 - 1))
+    return ttest_ind_from_stats(m1, s1 * c1, n1, m2, s2 * c2, n2, equal_var=False).pvalue
+
+
+@pytest.mark.parametrize(
+    "ours, pub, direction, expected",
+    [
+        ((0.645, 0.006, 5), (0.643, 0.006, 5), "lower", "within spread"),
+        ((0.600, 0.005, 5), (0.643, 0.006, 5), "lower", "better"),
+        ((0.700, 0.005, 5), (0.643, 0.006, 5), "lower", "worse"),
+        ((85.5, 0.9, 5), (85.9, 0.9, 5), "higher", "within spread"),
+        ((88.0, 0.5, 5), (85.9, 0.9, 5), "higher", "better"),
+        ((80.0, 0.5, 5), (85.9, 0.9, 5), "higher", "worse"),
+        # p = 0.049 if population stds were used as sample stds, 0.085 after sqrt(n/(n-1)):
+        ((1.114, 0.05, 3), (1.0, 0.05, 3), "lower", "within spread"),
+    ],
+)
+def test_welch_verdicts_match_scipy(ours, pub, direction, expected):
+    verdict, p = tables.welch_verdict(*ours, *pub, direction)
+    assert verdict == expected
+    assert p == pytest.approx(_scipy_p(*ours, *pub), rel=1e-12)
+    assert (p >= 0.05) == (expected == "within spread")
+
+
+def test_welch_small_n_and_zero_spread():
+    assert tables.welch_verdict(0.6, 0.0, 1, 0.643, 0.006, 5, "lower") == ("n<2", None)
+    assert tables.welch_verdict(0.6, 0.01, 5, 0.643, 0.006, 1, "lower") == ("n<2", None)
+    assert tables.welch_verdict(100.0, 0.0, 3, 100.0, 0.0, 5, "higher")[0] == "within spread"
+    assert tables.welch_verdict(49.0, 0.0, 3, 100.0, 0.0, 5, "higher")[0] == "worse"
+    with pytest.raises(ValueError):
+        tables.welch_verdict(1, 1, 3, 1, 1, 3, "up")
+
+
+# --------------------------------------------------------------------------- reproduce
+
+
+def test_reproduce_runs_all_then_skips(tmp_path):
+    lines = []
+    s = run(tmp_path, log=lines.append, render_after=False)
+    assert (s.planned, s.skipped, s.ran, s.failed) == (14, 0, 14, [])
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 14
+    assert any("running: LTC seed 1" in l and "left" in l and "failed" in l for l in lines)
+    assert lines[-1].startswith("[table3] 14/14 done · 0 running · 0 left · 0 failed")
+    runner = FakeRunner()
+    s2 = run(tmp_path, runner=runner, render_after=False)
+    assert runner.calls == [] and s2.skipped == 14 and s2.ran == 0
+    recs = tables.read_records(tmp_path / "runs")
+    res = {rr.row.model: rr for rr in tables.aggregate(load_table("table3"), recs, "smoke", "paper")}
+    assert res["cfc"].stats.n == 2
+    assert res["cfc"].stats.mean == pytest.approx(np.mean([value_for("cfc", 0), value_for("cfc", 1)]))
+
+
+def test_reproduce_resumes_after_kill(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, runner=FakeRunner(kill_at=6))
+    recs = list((tmp_path / "runs").glob("*.json"))
+    assert len(recs) == 5  # the five finished before the kill stay
+    runner = FakeRunner()
+    s = run(tmp_path, runner=runner, render_after=False)
+    assert s.skipped == 5 and s.ran == 9 and len(runner.calls) == 9
+    first_five = [("ode_rnn", 0), ("ode_rnn", 1), ("lstm_aug", 0), ("lstm_aug", 1), ("ltc", 0)]
+    assert not set(first_five) & set(runner.calls)
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 14
+
+
+def test_reproduce_failed_runs_are_recorded_and_cleared(tmp_path):
+    s = run(tmp_path, runner=FakeRunner(fail={"ltc"}))
+    assert s.ran == 12 and len(s.failed) == 2
+    failed = sorted((tmp_path / "runs").glob("*.failed.json"))
+    assert len(failed) == 2
+    f = json.loads(failed[0].read_text())
+    assert f["error_type"] == "FloatingPointError" and "NaN loss" in f["error"]
+    assert "model=ltc" in f["overrides"] and "Traceback" in f["traceback"]
+    md = (tmp_path / "tables" / "table3.md").read_text()
+    assert "## Failed runs" in md and "NaN loss" in md
+    ltc_line = next(l for l in md.splitlines() if l.startswith("| 14 |"))
+    assert "failed (FloatingPointError" in ltc_line
+    assert "within spread" in md or "better" in md or "worse" in md  # other rows still judged
+    # a later success removes the failed files and the failure listing
+    s2 = run(tmp_path, runner=FakeRunner())
+    assert s2.ran == 2 and s2.skipped == 12
+    assert not list((tmp_path / "runs").glob("*.failed.json"))
+    assert "## Failed runs" not in (tmp_path / "tables" / "table3.md").read_text()
+
+
+def test_compose_failure_does_not_stop_table(tmp_path):
+    def composer(ov):
+        if "model=cfs" in ov:
+            raise ValueError("Could not find 'model/cfs'")
+        return fake_compose(ov)
+    s = tables.reproduce("3", budget="smoke", protocol="paper", runs_dir=tmp_path / "runs",
+                         out_dir=tmp_path / "tables", runner=FakeRunner(), composer=composer,
+                         run_id_fn=fake_run_id, loader=tables.read_records, log=lambda m: None)
+    assert s.ran == 12 and len(s.failed) == 2
+    md = (tmp_path / "tables" / "table3.md").read_text()
+    assert "Could not find" in md
+
+
+# --------------------------------------------------------------------------- render
+
+
+def test_render_smoke_is_partial_and_states_budget(tmp_path):
+    run(tmp_path)
+    md = (tmp_path / "tables" / "table3.md").read_text()
+    title = md.splitlines()[0]
+    assert title == ("# Nature Table 3 — Walker2d per-time-step regression "
+                     "(budget: smoke, protocol: paper) — PARTIAL")
+    assert "**Budget:** smoke · **Protocol:** paper" in md
+    assert "TestCPU" in md and "lower is better" in md and "Welch" in md and "sqrt(n/(n−1))" in md
+    assert "0.643 ± 0.006" in md and "1.063 ± 0.010" in md  # published at printed precision
+    rows = [l for l in md.splitlines() if l.startswith("| ") and l[2].isdigit()]
+    assert len(rows) == 19
+    assert "not run" in rows[1] and "1.198 ± 0.004" in rows[1]  # CT-RNN: no model
+    png = (tmp_path / "tables" / "table3.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    csv_text = (tmp_path / "tables" / "table3.csv").read_text().splitlines()
+    assert len(csv_text) == 20 and csv_text[0].startswith("table,budget,protocol,row")
+
+
+def test_render_paper_budget_complete_vs_partial(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    t3 = load_table("table3")
+    pub = {r.model: r for r in t3.runnable_rows}
+    for m in RUNNABLE:
+        for s in range(5):  # exactly the published means: "within spread"
+            v = pub[m].mean + (s - 2) * 0.001
+            (runs / f"{m}{s}.json").write_text(json.dumps(record(m, s, v, budget="paper")))
+    r = tables.render("3", runs_dir=runs, out_dir=tmp_path / "t", loader=tables.read_records)
+    assert (r.budget, r.protocol, r.partial) == ("paper", "paper", False)
+    md = r.md.read_text()
+    assert "PARTIAL" not in md and "(budget: paper, protocol: paper)" in md.splitlines()[0]
+    assert {rr.verdict for rr in r.results if rr.row.model} == {"within spread"}
+    (runs / "cfc4.json").unlink()
+    r2 = tables.render("3", "paper", "paper", runs, tmp_path / "t", loader=tables.read_records)
+    assert r2.partial and "PARTIAL" in r2.md.read_text().splitlines()[0]
+    assert "fewer than n = 5 runs for: CfC (ours)" in r2.md.read_text()
+
+
+def test_render_without_records_shows_published(tmp_path):
+    r = tables.render("table3", "smoke", "paper", tmp_path / "none", tmp_path / "t",
+                      loader=tables.read_records)
+    assert r.partial and r.png.exists()
+    assert all(rr.verdict == "not run" for rr in r.results)
+    assert "0.617 ± 0.006" in r.md.read_text()
+
+
+def test_cli_render_and_unknown(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(tables, "_default_loader", lambda: tables.read_records)  # no torch import
+    assert tables.main(["render", "3", "--budget", "smoke", "--protocol", "paper",
+                        "--runs-dir", str(tmp_path / "r"), "--out-dir", str(tmp_path / "o")]) == 0
+    assert (tmp_path / "o" / "table3.md").exists()
+    assert tables.main(["render", "nope", "--out-dir", str(tmp_path / "o")]) == 2
+    assert "known ids: table3" in capsys.readouterr().err
+
+
+def test_reproduce_with_real_compose_and_run_id(tmp_path):
+    """The real Hydra config tree and run id, a fake trainer: every row composes."""
+    config = pytest.importorskip("ctbench.config")
+    records = pytest.importorskip("ctbench.records")
+    seen = []
+
+    def runner(cfg):
+        seen.append((cfg.model.name, cfg.seed, cfg.budget.name))
+        rid = records.run_id(cfg)
+        rec = record(cfg.model.name, cfg.seed, 0.65, budget=cfg.budget.name, run_id=rid)
+        Path(cfg.paths.runs_dir, f"{rid}.json").write_text(json.dumps(rec))
+
+    s = tables.reproduce("table3", budget="smoke", protocol="paper", runs_dir=tmp_path / "runs",
+                         out_dir=tmp_path / "t", runner=runner, composer=config.compose,
+                         run_id_fn=records.run_id, render_after=False, log=lambda m: None)
+    assert s.failed == [] and s.budget == "smoke"
+    assert sorted(m for m, _, _ in seen) == sorted(RUNNABLE)
+    assert len(list((tmp_path / "runs").glob("*.json"))) == s.planned == len(seen)
