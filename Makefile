@@ -1,0 +1,47 @@
+# ctbench — `make help` lists the targets.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BUDGET ?= paper
+PROTOCOL ?= paper
+TABLES := 3
+# Real data for tests and runs: ../shared/data when it exists, unless CTBENCH_DATA_MIRROR is set.
+export CTBENCH_DATA_MIRROR ?= $(shell [ -d ../shared/data ] && cd ../shared/data && pwd)
+
+.PHONY: help install test test-all data data-list tables reproduce-all clean
+
+help:  ## list the targets
+	@grep -hE '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 24
+
+install:  ## create .venv and install ctbench with its dev extras (CPU torch unless CUDA is present)
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	@# torch first: a local wheel if one is there; else the CPU build on machines without CUDA,
+	@# else PyPI's default (CUDA) build. Install another torch build before `make install` to override.
+	$(PY) -m pip install --no-index "torch==2.13.0" \
+	  || { command -v nvidia-smi >/dev/null && $(PY) -m pip install "torch==2.13.0"; } \
+	  || $(PY) -m pip install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
+	$(PY) -m pip install -e ".[dev]"
+
+test:  ## the fast test suite (no network, no real data needed)
+	WANDB_MODE=disabled $(PY) -m pytest -q
+
+test-all:  ## every test, the slow and real-data ones too (uses CTBENCH_DATA_MIRROR)
+	WANDB_MODE=disabled $(PY) -m pytest -q -m "slow or not slow"
+
+data:  ## download, verify and cache every dataset that can be had
+	$(PY) -m ctbench.cli data prepare
+
+data-list:  ## print each dataset's state: ready, missing (and how to get it) or corrupt
+	$(PY) -m ctbench.cli data list
+
+reproduce-table-%:  ## re-run a paper table (BUDGET=smoke|quick|paper, PROTOCOL=paper|clean) and render it
+	$(PY) -m ctbench.tables reproduce table$* --budget $(BUDGET) --protocol $(PROTOCOL)
+
+reproduce-all: $(addprefix reproduce-table-,$(TABLES))  ## every table
+
+tables:  ## re-render every table from the run records only (no training)
+	@for t in $(TABLES); do $(PY) -m ctbench.tables render table$$t --budget $(BUDGET) --protocol $(PROTOCOL); done
+
+clean:  ## remove caches and logs (keeps results/runs and data/)
+	rm -rf .pytest_cache results/logs outputs multirun

@@ -1,0 +1,100 @@
+"""Unroll any cell over a batch: inputs, elapsed times, masks, forward-fill and readouts.
+
+Readouts:
+- ``sequence``: a prediction at every step (per-step tasks).
+- ``last``: the final state; padded steps (``step_mask`` False) carry the state, as Keras
+  masking does in the authors' TF scripts (XOR, ET-sMNIST).
+- ``last_observed``: the output at the last step where any feature was observed, as the
+  authors' torch ``Cfc`` does for PhysioNet (the state is not carried over padding there).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from ctbench.cells.base import Cell, State
+from ctbench.data.batch import Batch
+
+READOUTS = ("sequence", "last", "last_observed")
+
+
+def forward_fill(x: Tensor, observed: Tensor) -> Tensor:
+    """Carry each feature's last observed value forward in time (zeros before the first).
+
+    x, observed: (B, T, F). Vectorised: the index of the last observation at or before each
+    step is a running maximum over time.
+    """
+    steps = torch.arange(x.shape[1], device=x.device).view(1, -1, 1).expand_as(x)
+    last_seen = torch.where(observed.bool(), steps, torch.zeros_like(steps)).cummax(dim=1).values
+    filled = torch.gather(x, 1, last_seen)
+    ever_seen = observed.bool().cummax(dim=1).values
+    return torch.where(ever_seen, filled, torch.zeros_like(x))
+
+
+def _select(keep: Tensor, new: State, old: State) -> State:
+    """Per sample, ``new`` where keep else ``old`` (keep: (B,) bool), for tensor or tuple states."""
+    if isinstance(new, Tensor):
+        return torch.where(keep.unsqueeze(-1), new, old)
+    return tuple(torch.where(keep.unsqueeze(-1), n, o) for n, o in zip(new, old))
+
+
+class SequenceModel(nn.Module):
+    """Input encoder → cell unrolled over time → linear readout."""
+
+    def __init__(
+        self,
+        cell: Cell,
+        n_outputs: int,
+        readout: str = "sequence",
+        append_mask: bool = False,
+        vocab_size: Optional[int] = None,
+        embed_dim: Optional[int] = None,
+        embed_dropout: float = 0.0,
+        tau: float = 1.0,
+    ):
+        super().__init__()
+        if readout not in READOUTS:
+            raise ValueError(f"unknown readout {readout!r}; known: {', '.join(READOUTS)}")
+        self.cell = cell
+        self.readout = readout
+        self.append_mask = append_mask
+        self.tau = tau
+        self.embedding = nn.Embedding(vocab_size, embed_dim) if vocab_size else None
+        self.embed_dropout = nn.Dropout(embed_dropout) if vocab_size else None
+        self.head = nn.Linear(cell.hidden_size, n_outputs)
+
+    def encode_inputs(self, batch: Batch) -> Tensor:
+        x = batch.x
+        if self.embedding is not None:
+            return self.embed_dropout(self.embedding(x))
+        if batch.obs_mask is not None and self.append_mask:
+            mask = batch.obs_mask.to(x.dtype)
+            return torch.cat([forward_fill(x, batch.obs_mask), mask], dim=-1)
+        return x
+
+    def forward(self, batch: Batch) -> Tensor:
+        """Logits or predictions: (B, T, O) for the ``sequence`` readout, else (B, O)."""
+        x = self.encode_inputs(batch)
+        u = self.cell.project_inputs(x)
+        dt = batch.dt.to(u.dtype) * self.tau
+        batch_size, steps = u.shape[0], u.shape[1]
+        state = self.cell.initial_state(batch_size, u.device, u.dtype)
+        observed_any = batch.obs_mask.any(dim=-1) if self.readout == "last_observed" else None
+        outputs = []
+        last_output: Optional[Tensor] = None
+        for t in range(steps):
+            new_state = self.cell.step(u[:, t], state, dt[:, t])
+            state = new_state if batch.step_mask is None else _select(batch.step_mask[:, t], new_state, state)
+            if self.readout == "sequence":
+                outputs.append(self.cell.output(state))
+            elif self.readout == "last_observed":
+                out = self.cell.output(state)
+                last_output = out if last_output is None else torch.where(observed_any[:, t : t + 1], out, last_output)
+        if self.readout == "sequence":
+            return self.head(torch.stack(outputs, dim=1))
+        if self.readout == "last_observed":
+            return self.head(last_output)
+        return self.head(self.cell.output(state))
