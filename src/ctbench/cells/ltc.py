@@ -122,14 +122,17 @@ class LTCCell(Cell):
         sens = torch.einsum("bin,ink->bnk", s_sens, w_sens)
         sens_num, sens_den = sens[..., 0], sens[..., 1]
 
-        w_rec = torch.stack([self.w * self.erev, self.w], dim=-1)  # (N, N, 2)
+        w_erev = self.w * self.erev
         cm_t = self.cm / ((dt.to(v.dtype).unsqueeze(-1) + self.dt_offset) / self.ode_unfolds)
         num_const = self.gleak * self.vleak + sens_num
         den_const = cm_t + self.gleak + sens_den + self.epsilon
         for _ in range(self.ode_unfolds):
             s = torch.sigmoid(self.sigma * (v.unsqueeze(-1) - self.mu))  # (B, N_pre, N_post)
-            rec = torch.einsum("bij,ijk->bjk", s, w_rec)
-            v = (cm_t * v + num_const + rec[..., 0]) / (den_const + rec[..., 1])
+            # Two broadcast-multiply-sums: on CPU about 3x faster than one einsum over a
+            # stacked (N, N, 2) weight, which makes torch permute-copy the (B, N, N) tensor.
+            rec_num = (s * w_erev).sum(dim=1)
+            rec_den = (s * self.w).sum(dim=1)
+            v = (cm_t * v + num_const + rec_num) / (den_const + rec_den)
         return v
 
     def output(self, state: Tensor) -> Tensor:
