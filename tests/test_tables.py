@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from scipy.stats import ttest_ind_from_stats
 
 from ctbench import tables
+from ctbench.records import load_records
 from ctbench.published import load_table, parse_table
 
 RUNNABLE = ["ode_rnn", "lstm_aug", "ltc", "cfs", "cfc_nogate", "cfc", "cfc_mmrnn"]
@@ -86,7 +87,7 @@ def run(tmp_path, budget="smoke", runner=None, **kw):
     return tables.reproduce(
         "table3", budget=budget, protocol="paper", runs_dir=tmp_path / "runs",
         out_dir=tmp_path / "tables", runner=runner or FakeRunner(), composer=fake_compose,
-        run_id_fn=fake_run_id, loader=tables.read_records, log=kw.pop("log", lambda m: None), **kw,
+        run_id_fn=fake_run_id, loader=load_records, log=kw.pop("log", lambda m: None), **kw,
     )
 
 
@@ -197,7 +198,7 @@ def test_reproduce_runs_all_then_skips(tmp_path):
     runner = FakeRunner()
     s2 = run(tmp_path, runner=runner, render_after=False)
     assert runner.calls == [] and s2.skipped == 14 and s2.ran == 0
-    recs = tables.read_records(tmp_path / "runs")
+    recs = load_records(tmp_path / "runs")
     res = {rr.row.model: rr for rr in tables.aggregate(load_table("table3"), recs, "smoke", "paper")}
     assert res["cfc"].stats.n == 2
     assert res["cfc"].stats.mean == pytest.approx(np.mean([value_for("cfc", 0), value_for("cfc", 1)]))
@@ -243,7 +244,7 @@ def test_compose_failure_does_not_stop_table(tmp_path):
         return fake_compose(ov)
     s = tables.reproduce("3", budget="smoke", protocol="paper", runs_dir=tmp_path / "runs",
                          out_dir=tmp_path / "tables", runner=FakeRunner(), composer=composer,
-                         run_id_fn=fake_run_id, loader=tables.read_records, log=lambda m: None)
+                         run_id_fn=fake_run_id, loader=load_records, log=lambda m: None)
     assert s.ran == 12 and len(s.failed) == 2
     md = (tmp_path / "tables" / "table3.md").read_text()
     assert "Could not find" in md
@@ -279,27 +280,26 @@ def test_render_paper_budget_complete_vs_partial(tmp_path):
         for s in range(5):  # exactly the published means: "within spread"
             v = pub[m].mean + (s - 2) * 0.001
             (runs / f"{m}{s}.json").write_text(json.dumps(record(m, s, v, budget="paper")))
-    r = tables.render("3", runs_dir=runs, out_dir=tmp_path / "t", loader=tables.read_records)
+    r = tables.render("3", runs_dir=runs, out_dir=tmp_path / "t", loader=load_records)
     assert (r.budget, r.protocol, r.partial) == ("paper", "paper", False)
     md = r.md.read_text()
     assert "PARTIAL" not in md and "(budget: paper, protocol: paper)" in md.splitlines()[0]
     assert {rr.verdict for rr in r.results if rr.row.model} == {"within spread"}
     (runs / "cfc4.json").unlink()
-    r2 = tables.render("3", "paper", "paper", runs, tmp_path / "t", loader=tables.read_records)
+    r2 = tables.render("3", "paper", "paper", runs, tmp_path / "t", loader=load_records)
     assert r2.partial and "PARTIAL" in r2.md.read_text().splitlines()[0]
     assert "fewer than n = 5 runs for: CfC (ours)" in r2.md.read_text()
 
 
 def test_render_without_records_shows_published(tmp_path):
     r = tables.render("table3", "smoke", "paper", tmp_path / "none", tmp_path / "t",
-                      loader=tables.read_records)
+                      loader=load_records)
     assert r.partial and r.png.exists()
     assert all(rr.verdict == "not run" for rr in r.results)
     assert "0.617 ± 0.006" in r.md.read_text()
 
 
 def test_cli_render_and_unknown(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(tables, "_default_loader", lambda: tables.read_records)  # no torch import
     assert tables.main(["render", "3", "--budget", "smoke", "--protocol", "paper",
                         "--runs-dir", str(tmp_path / "r"), "--out-dir", str(tmp_path / "o")]) == 0
     assert (tmp_path / "o" / "table3.md").exists()

@@ -12,13 +12,13 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Dict, List, Mapping
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 NOT_IDENTITY = ("paths", "logger", "runtime", "hydra")
@@ -59,21 +59,40 @@ def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
         raise
 
 
-def load_records(runs_dir: str | Path) -> List[Dict[str, Any]]:
-    """Every finished run record under ``runs_dir`` (failure files are not records)."""
+FAILED_SUFFIX = ".failed.json"
+
+
+def _read_json_dir(runs_dir: str | Path, failed: bool) -> List[Dict[str, Any]]:
     folder = Path(runs_dir)
     if not folder.is_dir():
         return []
-    records = []
+    found = []
     for path in sorted(folder.glob("*.json")):
-        if path.name.endswith(".failed.json"):
+        if path.name.startswith(".") or path.name.endswith(FAILED_SUFFIX) != failed:
             continue
-        with open(path) as handle:
-            records.append(json.load(handle))
-    return records
+        try:
+            payload = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            print(f"warning: skipping unreadable {path}: {err}", file=sys.stderr)
+            continue
+        if isinstance(payload, dict):
+            found.append(payload)
+    return found
+
+
+def load_records(runs_dir: str | Path) -> List[Dict[str, Any]]:
+    """Every finished run record under ``runs_dir`` (failure files are not records)."""
+    return _read_json_dir(runs_dir, failed=False)
+
+
+def load_failures(runs_dir: str | Path) -> List[Dict[str, Any]]:
+    """Every ``<runs_dir>/<id>.failed.json`` written by a table for a run that raised."""
+    return _read_json_dir(runs_dir, failed=True)
 
 
 def hardware() -> Dict[str, Any]:
+    import torch  # here, not at the top: reading records must not pay torch's import
+
     info: Dict[str, Any] = {
         "platform": platform.platform(),
         "cpu": platform.processor() or platform.machine(),

@@ -39,6 +39,7 @@ import numpy as np
 import yaml
 
 from ctbench.published import NA, Row, Table, TableError, known_tables, load_table
+from ctbench.records import FAILED_SUFFIX, load_failures, load_records
 
 __all__ = [
     "ALPHA",
@@ -47,7 +48,6 @@ __all__ = [
     "RowResult",
     "aggregate",
     "cell_stats",
-    "load_failures",
     "main",
     "render",
     "reproduce",
@@ -67,7 +67,6 @@ NO_PUBLISHED_PM = "no published ±"
 
 DEFAULT_RUNS_DIR = "results/runs"
 DEFAULT_OUT_DIR = "results/tables"
-FAILED_SUFFIX = ".failed.json"
 
 _METRIC_NAMES = {"mse": "MSE", "accuracy": "accuracy (%)", "auroc": "AUROC"}
 
@@ -219,43 +218,6 @@ def _matches(record: dict, table: Table, row: Row, budget: str, protocol: str) -
         and _record_protocol(record) == protocol
         and all(_override_matches(record, o) for o in row.overrides)
     )
-
-
-def _read_json_files(runs_dir: Path, *, failed: bool) -> list[dict]:
-    out: list[dict] = []
-    d = Path(runs_dir)
-    if not d.is_dir():
-        return out
-    for p in sorted(d.glob("*.json")):
-        if p.name.endswith(FAILED_SUFFIX) != failed or p.name.startswith("."):
-            continue
-        try:
-            obj = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            print(f"warning: skipping unreadable {p}: {e}", file=sys.stderr)
-            continue
-        if isinstance(obj, dict):
-            obj.setdefault("_path", str(p))
-            out.append(obj)
-    return out
-
-
-def read_records(runs_dir: Path | str) -> list[dict]:
-    """Every finished-run record in ``runs_dir`` (fallback when ctbench.records is absent)."""
-    return _read_json_files(Path(runs_dir), failed=False)
-
-
-def load_failures(runs_dir: Path | str) -> list[dict]:
-    """Every ``<runs_dir>/*.failed.json``."""
-    return _read_json_files(Path(runs_dir), failed=True)
-
-
-def _default_loader() -> Loader:
-    try:
-        from ctbench.records import load_records  # the lead's implementation
-    except ImportError:
-        return read_records
-    return load_records
 
 
 # =========================================================================== aggregation
@@ -719,7 +681,7 @@ def render(
     """
     table = load_table(table_id)
     runs_dir = Path(runs_dir)
-    loader = loader or _default_loader()
+    loader = loader or load_records
     records = [r for r in (loader(runs_dir) if runs_dir.is_dir() else []) if isinstance(r, dict)]
     failures = load_failures(runs_dir)
     if budget is None or protocol is None:
