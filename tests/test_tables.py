@@ -304,7 +304,8 @@ def test_cli_render_and_unknown(tmp_path, capsys, monkeypatch):
                         "--runs-dir", str(tmp_path / "r"), "--out-dir", str(tmp_path / "o")]) == 0
     assert (tmp_path / "o" / "table3.md").exists()
     assert tables.main(["render", "nope", "--out-dir", str(tmp_path / "o")]) == 2
-    assert "known ids: table3" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown table 'nope'" in err and "table3" in err.split("known ids:")[1]
 
 
 def test_reproduce_with_real_compose_and_run_id(tmp_path):
