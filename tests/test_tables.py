@@ -79,7 +79,7 @@ def record(model, seed, value, *, budget="smoke", protocol="paper", data="walker
         "status": "finished", "data": data, "model": model, "seed": seed, "budget": budget,
         "protocol": protocol, "metric": metric, "test_metric": value, "seconds_per_epoch": secs,
         "epochs": 1, "n_parameters": 10, "hardware": {"device": "cpu", "cpu": "TestCPU", "threads": 4},
-        "versions": {}, "git_commit": "x", "data_fingerprint": "y", "config": config or {},
+        "versions": {}, "git_commit": "x", "data_fingerprint": "y", "config": config or {}, "created": "2026-11-24T00:00:00+00:00",
     }
 
 
@@ -140,8 +140,8 @@ def test_aggregate_matches_row_overrides_and_dedupes_seeds():
         return {"model": {"name": "ltc", "ode_unfolds": u}}
     recs = [
         record("ltc", 0, 1.0, config=cfg(3), run_id="a"),
-        {**record("ltc", 0, 5.0, config=cfg(3), run_id="b"), "finished_at": "2025-01-02"},
-        {**record("ltc", 0, 1.5, config=cfg(3), run_id="c"), "finished_at": "2025-01-01"},
+        {**record("ltc", 0, 5.0, config=cfg(3), run_id="b"), "created": "2027-01-02"},
+        {**record("ltc", 0, 1.5, config=cfg(3), run_id="c"), "created": "2027-01-01"},
         record("ltc", 1, 2.0, config=cfg(3), run_id="d"),
         record("ltc", 0, 7.0, config=cfg(6), run_id="e"),
     ]

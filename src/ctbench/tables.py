@@ -154,16 +154,6 @@ def welch_verdict(
 # =========================================================================== records
 
 
-def _name(value: Any) -> str | None:
-    """A config-group choice as recorded: a plain name, or a mapping with a ``name``."""
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        v = value.get("name")
-        return None if v is None else str(v)
-    return str(value)
-
-
 def _select(cfg: Any, dotted: str) -> tuple[bool, Any]:
     cur = cfg
     for part in dotted.split("."):
@@ -189,33 +179,13 @@ def _override_matches(record: dict, override: str) -> bool:
         if isinstance(got, dict) and "name" in got and not isinstance(want, dict):
             got = got["name"]  # a config-group choice recorded as its content
         return got == want or str(got) == raw_val
-    recorded = list(record.get("overrides") or []) + list((record.get("config") or {}).get("overrides") or [])
-    return override in recorded or override.lstrip("+~") in recorded
-
-
-def _record_model(record: dict) -> str | None:
-    return _name(record.get("model")) or _name((record.get("config") or {}).get("model"))
-
-
-def _record_data(record: dict) -> str | None:
-    return _name(record.get("data")) or _name((record.get("config") or {}).get("data"))
-
-
-def _record_budget(record: dict) -> str | None:
-    return _name(record.get("budget")) or _name((record.get("config") or {}).get("budget"))
-
-
-def _record_protocol(record: dict) -> str | None:
-    return _name(record.get("protocol")) or _name((record.get("config") or {}).get("protocol"))
+    return False
 
 
 def _matches(record: dict, table: Table, row: Row, budget: str, protocol: str) -> bool:
     return (
-        record.get("status", "finished") == "finished"
-        and _record_data(record) == table.data
-        and _record_model(record) == row.model
-        and _record_budget(record) == budget
-        and _record_protocol(record) == protocol
+        record["status"] == "finished"
+        and (record["data"], record["model"], record["budget"], record["protocol"]) == (table.data, row.model, budget, protocol)
         and all(_override_matches(record, o) for o in row.overrides)
     )
 
@@ -236,23 +206,15 @@ class RowResult:
     metric_mismatch: int = 0
 
 
-def _record_time_key(record: dict) -> str:
-    for k in ("created", "finished_at", "created_at", "timestamp", "date"):
-        v = record.get(k)
-        if v is not None:
-            return str(v)
-    return ""
-
-
 def _failure_matches(f: dict, table: Table, row: Row, budget: str, protocol: str) -> bool:
-    if _name(f.get("budget")) != budget or _name(f.get("protocol")) != protocol:
+    if f.get("budget") != budget or f.get("protocol") != protocol:
         return False
     if f.get("table") == table.id and f.get("row") is not None:
         return f.get("row") == row.name
     overrides = list(f.get("overrides") or [])
     return (
-        _name(f.get("data")) == table.data
-        and _name(f.get("model")) == row.model
+        f.get("data") == table.data
+        and f.get("model") == row.model
         and all(o in overrides for o in row.overrides)
     )
 
@@ -277,7 +239,7 @@ def aggregate(
             good = [r for r in matched if r.get("metric", table.metric) == table.metric]
             rr.metric_mismatch = len(matched) - len(good)
             by_seed: dict[Any, dict] = {}
-            for r in sorted(good, key=_record_time_key):  # newest record wins per seed
+            for r in sorted(good, key=lambda r: r["created"]):  # newest record wins per seed
                 if r.get("test_metric") is None or not math.isfinite(float(r["test_metric"])):
                     continue
                 seed = r.get("seed", r.get("run_id"))
@@ -634,9 +596,9 @@ def _atomic_write_text(path: Path, text: str) -> None:
 def _infer_budget_protocol(table: Table, records: Sequence[dict]) -> tuple[str, str]:
     models = {r.model for r in table.runnable_rows}
     combos = Counter(
-        (_record_budget(r), _record_protocol(r))
+        (r["budget"], r["protocol"])
         for r in records
-        if _record_data(r) == table.data and _record_model(r) in models
+        if r["data"] == table.data and r["model"] in models
     )
     combos.pop((None, None), None)
     if not combos:
