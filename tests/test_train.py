@@ -122,3 +122,25 @@ def test_reproduce_table3_at_smoke_budget_renders(smoke_overrides, tmp_path):
         extra_overrides=smoke_overrides + small, log=lambda line: None, render_after=False,
     )
     assert (again.skipped, again.ran) == (7, 0)  # a re-run table skips what is done
+
+
+def test_wandb_mode_is_offline_unless_logged_in(monkeypatch, tmp_path):
+    from ctbench.train import wandb_mode
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert wandb_mode("auto") == "offline"
+    (tmp_path / ".netrc").write_text("machine api.wandb.ai\n  login user\n  password x\n")
+    assert wandb_mode("auto") == "online"
+    assert wandb_mode("disabled") == "disabled"
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert wandb_mode("online") == "offline"  # the environment wins
+
+
+@pytest.mark.slow
+def test_offline_wandb_run_leaves_a_syncable_run(smoke_overrides, monkeypatch, tmp_path):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg = compose([o for o in smoke_overrides if not o.startswith("logger=")] + ["model=cfs"])
+    run(cfg)
+    assert list((Path(cfg.paths.logs_dir) / "wandb").glob("offline-run-*"))
