@@ -16,11 +16,12 @@ help:  ## list the targets
 install:  ## create .venv and install ctbench with its dev extras (CPU torch unless CUDA is present)
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	@# torch first: a local wheel if one is there; else the CPU build on machines without CUDA,
-	@# else PyPI's default (CUDA) build. Install another torch build before `make install` to override.
-	$(PY) -m pip install --no-index "torch==2.13.0" \
+	@# torch first: a local wheel if the machine has one (pip's find-links), else PyPI's default
+	@# build where CUDA is present, else the CPU build. Its dependencies come with the next step.
+	@# To use another torch build, install it into .venv before `make install`.
+	$(PY) -m pip install --no-index --no-deps "torch==2.13.0" \
 	  || { command -v nvidia-smi >/dev/null && $(PY) -m pip install "torch==2.13.0"; } \
-	  || $(PY) -m pip install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
+	  || $(PY) -m pip install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple
 	$(PY) -m pip install -e ".[dev]"
 
 test:  ## the fast test suite (no network, no real data needed)
