@@ -157,7 +157,9 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
     model = build_model(cfg, dm)
     sizes = dm.split_sizes()
     limit_train = cfg.budget.limit_train_batches or 1.0
-    steps_per_epoch = math.ceil(sizes["train"] / dm.batch_size)
+    # Keras' ExponentialDecay uses decay_steps = train_size // batch_size (floor), so one
+    # "epoch" of decay is that many steps even though an epoch runs one step more.
+    steps_per_epoch = max(1, sizes["train"] // dm.batch_size)
     if isinstance(limit_train, int):
         steps_per_epoch = min(steps_per_epoch, limit_train)
     task = SequenceTask(
