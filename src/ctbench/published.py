@@ -5,6 +5,11 @@ Each table file holds one paper table exactly as the paper prints it (see
 loader only checks that the file is well formed, so a typo fails loudly instead of silently
 changing a comparison.
 
+A table that prints several metric columns (Extended Data Fig. 5: one per XOR encoding) declares
+them under ``columns:`` with the Hydra overrides that produce each, names the reproduced one in
+``column:``, and gives every row's values per column; a row's ``mean``/``std``/``bold`` are then
+the reproduced column's (``load_table(id, column=...)`` picks another).
+
     >>> from ctbench.published import load_table
     >>> t = load_table("3")             # or "table3", or the arXiv alias "arxiv-v2-table7"
     >>> t.row("CfC (ours)").mean
@@ -15,13 +20,15 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 __all__ = [
+    "Cell",
+    "Column",
     "DIRECTIONS",
     "METRICS",
     "NA",
@@ -50,12 +57,15 @@ PM_KINDS = ("population_std", "sample_std", "unknown")
 _TABLE_KEYS = {
     "id", "alias", "aliases", "label", "title", "caption", "status", "metric", "metric_label",
     "direction", "decimals", "pm", "n", "time_unit", "data", "sources", "notes", "rows",
+    "columns", "column",
 }
 _ROW_KEYS = {
     "name", "marker", "variant", "model", "overrides", "mean", "std", "n", "time_min", "bold",
     "source", "borrowed_from", "code_comment", "code_comment_differs", "calibration", "encoding",
-    "notes",
+    "notes", "columns",
 }
+#: the fields a row may give per metric column (tables that print several, e.g. XOR's encodings)
+_CELL_KEYS = {"mean", "std", "bold", "code_comment", "code_comment_differs"}
 _MODEL_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
@@ -68,6 +78,31 @@ class UnknownTableError(TableError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class Column:
+    """One metric column of a table that prints several (e.g. XOR: equidistant, event-based).
+
+    ``overrides`` are the Hydra overrides that make a run produce this column's number (e.g.
+    ``data.encoding=equidistant``); they are added to every runnable row when the column is
+    the reproduced one.
+    """
+
+    key: str
+    label: str
+    overrides: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A row's published value in one column."""
+
+    mean: float | None = None
+    std: float | str | None = None
+    bold: bool = False
+    code_comment: str | None = None
+    code_comment_differs: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,6 +126,16 @@ class Row:
     calibration: float | None = None
     encoding: str | None = None
     notes: str | None = None
+    #: every column's published value, ``((key, Cell), ...)`` in the table's column order, for
+    #: tables with ``columns``; mean/std/bold above are then those of the reproduced column
+    cells: tuple[tuple[str, Cell], ...] = ()
+
+    def cell(self, key: str) -> Cell:
+        """This row's published value in column ``key``."""
+        for k, c in self.cells:
+            if k == key:
+                return c
+        raise KeyError(f"row {self.name!r} has no column {key!r}; columns: {[k for k, _ in self.cells]}")
 
     @property
     def runnable(self) -> bool:
@@ -136,10 +181,20 @@ class Table:
     sources: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     path: Path | None = field(default=None, compare=False)
+    #: the metric columns the paper prints, for tables with more than one (else empty)
+    columns: tuple[Column, ...] = ()
+    #: the key of the column that rows' mean/std/bold hold and that is reproduced (else None)
+    column: str | None = None
+
+    @property
+    def reproduced_column(self) -> Column | None:
+        """The :class:`Column` being reproduced, for tables with several columns."""
+        return next((c for c in self.columns if c.key == self.column), None)
 
     @property
     def heading(self) -> str:
-        return f"{self.label} — {self.title}"
+        col = self.reproduced_column
+        return f"{self.label} — {self.title}" + (f", {col.label} column" if col else "")
 
     @property
     def runnable_rows(self) -> tuple[Row, ...]:
@@ -278,9 +333,89 @@ def _strings(value: Any, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _parse_row(raw: Any, where: str) -> Row:
+def _std(std: Any, where: str) -> float | str | None:
+    if isinstance(std, str):
+        if std.strip().lower() != NA:
+            raise TableError(f"{where}: the only string allowed is {NA!r}, got {std!r}")
+        return NA
+    return _num(std, where, minimum=0.0)
+
+
+def _parse_cell(raw: Any, where: str) -> Cell:
+    if not isinstance(raw, dict):
+        raise TableError(f"{where}: expected a mapping with mean and std, got {raw!r}")
+    unknown = set(raw) - _CELL_KEYS
+    if unknown:
+        raise TableError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: {sorted(_CELL_KEYS)}")
+    if "std" not in raw or "mean" not in raw:
+        raise TableError(f"{where}: mean and std must be given (null when unknown)")
+    bold = raw.get("bold", False)
+    ccd = raw.get("code_comment_differs", False)
+    for name, value in (("bold", bold), ("code_comment_differs", ccd)):
+        if not isinstance(value, bool):
+            raise TableError(f"{where}.{name}: expected true/false, got {value!r}")
+    return Cell(
+        mean=_num(raw.get("mean"), f"{where}.mean"),
+        std=_std(raw.get("std"), f"{where}.std"),
+        bold=bold,
+        code_comment=_str(raw.get("code_comment"), f"{where}.code_comment"),
+        code_comment_differs=ccd,
+    )
+
+
+def _parse_row_with_columns(raw: dict, where: str, columns: dict[str, Column], column: str | None) -> Row:
+    """A row of a multi-column table: one :class:`Cell` per column; the reproduced one is the row's value."""
+    row_where = where
+    if isinstance(raw.get("name"), str):
+        where = f"{where} ({raw['name']})"
+    if not columns or column is None:
+        raise TableError(f"{where}: a row with `columns:` needs the table's `columns:` and `column:`")
+    clash = sorted({"mean", "std", "bold"} & set(raw))
+    if clash:
+        raise TableError(f"{where}: give {clash} under `columns:`, not beside it")
+    given = raw["columns"]
+    if not isinstance(given, dict) or set(given) != set(columns):
+        got = sorted(given) if isinstance(given, dict) else given
+        raise TableError(f"{where}.columns: expected exactly the table's columns {sorted(columns)}, got {got!r}")
+    cells = tuple((key, _parse_cell(given[key], f"{where}.columns.{key}")) for key in columns)
+    chosen = dict(cells)[column]
+    plain = {k: v for k, v in raw.items() if k != "columns"}
+    plain.update(mean=chosen.mean, std=chosen.std, bold=chosen.bold)
+    if chosen.code_comment is not None:
+        plain.update(code_comment=chosen.code_comment, code_comment_differs=chosen.code_comment_differs)
+    if plain.get("model") is not None:  # the reproduced column's overrides come first
+        plain["overrides"] = list(columns[column].overrides) + list(_strings(raw.get("overrides"), f"{where}.overrides"))
+    row = _parse_row(plain, row_where)
+    return replace(row, cells=cells)
+
+
+def _parse_columns(raw: Any, where: str) -> dict[str, Column]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or len(raw) < 2:
+        raise TableError(f"{where}: expected a mapping of at least two columns {{key: {{label, overrides}}}}, got {raw!r}")
+    out: dict[str, Column] = {}
+    for key, spec in raw.items():
+        if not isinstance(key, str) or not _MODEL_RE.match(key):
+            raise TableError(f"{where}: column key {key!r} is not a plain name")
+        spec = spec or {}
+        if not isinstance(spec, dict) or set(spec) - {"label", "overrides"}:
+            raise TableError(f"{where}.{key}: expected {{label, overrides}}, got {spec!r}")
+        overrides = _strings(spec.get("overrides"), f"{where}.{key}.overrides")
+        for o in overrides:
+            if "=" not in o:
+                raise TableError(f"{where}.{key}.overrides: {o!r} is not a key=value Hydra override")
+        out[key] = Column(key, _str(spec.get("label"), f"{where}.{key}.label") or key, overrides)
+    return out
+
+
+def _parse_row(raw: Any, where: str, columns: dict[str, Column] | None = None, column: str | None = None) -> Row:
     if not isinstance(raw, dict):
         raise TableError(f"{where}: a row must be a mapping, got {raw!r}")
+    if "columns" in raw:
+        return _parse_row_with_columns(raw, where, columns or {}, column)
+    if columns:
+        raise TableError(f"{where}: this table prints columns {sorted(columns)}: give the row's values under `columns:`")
     unknown = set(raw) - _ROW_KEYS
     if unknown:
         raise TableError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: {sorted(_ROW_KEYS)}")
@@ -292,13 +427,7 @@ def _parse_row(raw: Any, where: str) -> Row:
         raise TableError(f"{where}: a borrowed row needs borrowed_from (paper and table)")
     if "std" not in raw or "mean" not in raw:
         raise TableError(f"{where}: mean and std must be given (null when unknown)")
-    std = raw.get("std")
-    if isinstance(std, str):
-        if std.strip().lower() != NA:
-            raise TableError(f"{where}.std: the only string allowed is {NA!r}, got {std!r}")
-        std = NA
-    else:
-        std = _num(std, f"{where}.std", minimum=0.0)
+    std = _std(raw.get("std"), f"{where}.std")
     model = raw.get("model")
     if model is not None and (not isinstance(model, str) or not _MODEL_RE.match(model)):
         raise TableError(f"{where}.model: expected a conf/model/ name or null, got {model!r}")
@@ -335,8 +464,14 @@ def _parse_row(raw: Any, where: str) -> Row:
     )
 
 
-def parse_table(raw: Any, *, path: Path | None = None, expected_id: str | None = None) -> Table:
-    """Validate a table mapping (as read from YAML) into a :class:`Table`."""
+def parse_table(
+    raw: Any, *, path: Path | None = None, expected_id: str | None = None, select_column: str | None = None
+) -> Table:
+    """Validate a table mapping (as read from YAML) into a :class:`Table`.
+
+    ``select_column`` picks the reproduced column of a multi-column table instead of the file's
+    ``column:`` (e.g. ``"equidistant"`` for the XOR table).
+    """
     where = str(path) if path else "table"
     if not isinstance(raw, dict):
         raise TableError(f"{where}: expected a mapping at the top level")
@@ -361,7 +496,13 @@ def parse_table(raw: Any, *, path: Path | None = None, expected_id: str | None =
     rows_raw = raw.get("rows")
     if not isinstance(rows_raw, list) or not rows_raw:
         raise TableError(f"{where}.rows: expected a non-empty list of rows")
-    rows = tuple(_parse_row(r, f"{where}.rows[{i}]") for i, r in enumerate(rows_raw))
+    columns = _parse_columns(raw.get("columns"), f"{where}.columns")
+    column = raw.get("column") if select_column is None else select_column
+    if columns and column not in columns:
+        raise TableError(f"{where}.column: {column!r} is not one of the table's columns {sorted(columns)}")
+    if not columns and column is not None:
+        raise TableError(f"{where}.column: {column!r} given, but the table declares no `columns:`")
+    rows = tuple(_parse_row(r, f"{where}.rows[{i}]", columns, column) for i, r in enumerate(rows_raw))
     seen: set[tuple[str, str | None]] = set()
     for r in rows:
         key = (r.name, r.encoding)
@@ -390,15 +531,21 @@ def parse_table(raw: Any, *, path: Path | None = None, expected_id: str | None =
         sources=_strings(raw.get("sources"), f"{where}.sources"),
         notes=_strings(raw.get("notes"), f"{where}.notes"),
         path=path,
+        columns=tuple(columns.values()),
+        column=column,
     )
 
 
-def load_table(name: str | int) -> Table:
-    """Load and validate ``conf/table/<id>.yaml`` for an id or alias."""
+def load_table(name: str | int, column: str | None = None) -> Table:
+    """Load and validate ``conf/table/<id>.yaml`` for an id or alias.
+
+    ``column``: for a table that prints several metric columns, the one to reproduce (default:
+    the file's ``column:``).
+    """
     tid = resolve_id(name)
     path = known_tables()[tid]
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise TableError(f"{path}: not valid YAML: {e}") from e
-    return parse_table(raw, path=path, expected_id=tid)
+    return parse_table(raw, path=path, expected_id=tid, select_column=column)
