@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BUDGET ?= paper
 PROTOCOL ?= paper
-TABLES := 3
+TABLES := 2 3 4 ed5 ed6 ed8
 # Real data for tests and runs: ../shared/data when it exists, unless CTBENCH_DATA_MIRROR is set.
 export CTBENCH_DATA_MIRROR ?= $(shell [ -d ../shared/data ] && cd ../shared/data && pwd)
 
@@ -37,12 +37,12 @@ data-list:  ## print each dataset's state: ready, missing (and how to get it) or
 	$(PY) -m ctbench.cli data list
 
 reproduce-table-%:  ## re-run a paper table (BUDGET=smoke|quick|paper, PROTOCOL=paper|clean) and render it
-	$(PY) -m ctbench.tables reproduce table$* --budget $(BUDGET) --protocol $(PROTOCOL)
+	$(PY) -m ctbench.tables reproduce $* --budget $(BUDGET) --protocol $(PROTOCOL)
 
 reproduce-all: $(addprefix reproduce-table-,$(TABLES))  ## every table
 
 tables:  ## re-render every table from the run records only (no training)
-	@for t in $(TABLES); do $(PY) -m ctbench.tables render table$$t --budget $(BUDGET) --protocol $(PROTOCOL); done
+	@for t in $(TABLES); do $(PY) -m ctbench.tables render $$t --budget $(BUDGET) --protocol $(PROTOCOL); done
 
 clean:  ## remove caches and logs (keeps results/runs and data/)
 	rm -rf .pytest_cache results/logs outputs multirun
