@@ -7,11 +7,15 @@ from pathlib import Path
 from typing import List
 
 import pytest
+import torch
 
 from ctbench.config import compose
 from test_walker2d import write_walker_zip
 
 os.environ.setdefault("WANDB_MODE", "disabled")
+# The tests' models are tiny: one thread is as fast, and immune to a busy machine's
+# oversubscription (two threads on two loaded cores made small ops 10x slower here).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
