@@ -10,7 +10,7 @@ Readouts:
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 import torch
 from torch import Tensor, nn
@@ -66,6 +66,13 @@ class SequenceModel(nn.Module):
         self.embed_dropout = nn.Dropout(embed_dropout) if vocab_size else None
         self.head = nn.Linear(cell.hidden_size, n_outputs)
 
+    def regularized_weights(self) -> List[Tensor]:
+        """The kernels an L2 ``weight_decay_mode=l2_kernels`` term penalises: the cell's."""
+        return self.cell.regularized_weights()
+
+    def apply_constraints(self) -> None:
+        self.cell.apply_constraints()
+
     def encode_inputs(self, batch: Batch) -> Tensor:
         x = batch.x
         if self.embedding is not None:
@@ -79,20 +86,23 @@ class SequenceModel(nn.Module):
         """Logits or predictions: (B, T, O) for the ``sequence`` readout, else (B, O)."""
         x = self.encode_inputs(batch)
         u = self.cell.project_inputs(x)
-        dt = batch.dt.to(u.dtype) * self.tau
-        batch_size, steps = u.shape[0], u.shape[1]
-        state = self.cell.initial_state(batch_size, u.device, u.dtype)
-        observed_any = batch.obs_mask.any(dim=-1) if self.readout == "last_observed" else None
+        state = self.cell.initial_state(u.shape[0], u.device, u.dtype)
+        # unbind, not u[:, t]: indexing one step makes autograd scatter into a zero tensor the
+        # size of the whole sequence at every step of the backward pass.
+        inputs = u.unbind(1)
+        dts = (batch.dt.to(u.dtype) * self.tau).unbind(1)
+        keeps = batch.step_mask.unbind(1) if batch.step_mask is not None else None
+        observed_any = batch.obs_mask.any(dim=-1).unbind(1) if self.readout == "last_observed" else None
         outputs = []
         last_output: Optional[Tensor] = None
-        for t in range(steps):
-            new_state = self.cell.step(u[:, t], state, dt[:, t])
-            state = new_state if batch.step_mask is None else _select(batch.step_mask[:, t], new_state, state)
+        for t, (u_t, dt_t) in enumerate(zip(inputs, dts)):
+            new_state = self.cell.step(u_t, state, dt_t)
+            state = new_state if keeps is None else _select(keeps[t], new_state, state)
             if self.readout == "sequence":
                 outputs.append(self.cell.output(state))
             elif self.readout == "last_observed":
                 out = self.cell.output(state)
-                last_output = out if last_output is None else torch.where(observed_any[:, t : t + 1], out, last_output)
+                last_output = out if last_output is None else torch.where(observed_any[t].unsqueeze(-1), out, last_output)
         if self.readout == "sequence":
             return self.head(torch.stack(outputs, dim=1))
         if self.readout == "last_observed":
