@@ -79,7 +79,7 @@ class SequenceTask(pl.LightningModule):
         return F.cross_entropy(logits, labels, weight=weight)
 
     def l2_penalty(self) -> Tensor:
-        weights = self.model.cell.regularized_weights() if hasattr(self.model.cell, "regularized_weights") else []
+        weights = self.model.regularized_weights()
         if not weights:
             return torch.zeros((), device=self.device)
         return sum((w**2).sum() for w in weights)
@@ -98,7 +98,7 @@ class SequenceTask(pl.LightningModule):
         return loss
 
     def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:
-        self.model.cell.apply_constraints()
+        self.model.apply_constraints()
 
     # -- evaluation ---------------------------------------------------------------------
     def _eval_step(self, batch: Batch) -> None:

@@ -21,6 +21,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import CSVLogger, Logger
+from torch import nn
 
 from ctbench import records
 from ctbench.config import conf_dir
@@ -44,8 +45,29 @@ def build_datamodule(cfg: DictConfig) -> SequenceDataModule:
     return _instantiate(cfg.data)
 
 
-def build_model(cfg: DictConfig, dm: SequenceDataModule) -> SequenceModel:
+def build_model(cfg: DictConfig, dm: SequenceDataModule) -> nn.Module:
+    """A :class:`SequenceModel` around ``cfg.model.cell``, or the network of ``cfg.model.network``.
+
+    Extension point for sequence-level models that are not step cells (``ctbench.models``): a
+    model config with a ``network:`` key instead of ``cell:`` is instantiated with
+    ``input_size`` (features, doubled when the data module appends the mask), ``n_outputs``,
+    ``readout``, ``append_mask`` and ``tau``, and used in place of SequenceModel. It must take
+    the same Batch and return the same shapes, and provide ``regularized_weights()`` and
+    ``apply_constraints()`` (called by ``ctbench.task``).
+    """
     seq = cfg.sequence
+    per_step = dm.task_kind in (TaskKind.PER_STEP_REGRESSION, TaskKind.PER_STEP_CLASSIFICATION)
+    if cfg.model.get("network") is not None:
+        if dm.vocab_size:
+            raise ValueError(f"{cfg.data.name} feeds token ids: model {cfg.model.name} (a network) takes float features only")
+        return _instantiate(
+            cfg.model.network,
+            input_size=dm.n_features * (2 if dm.append_mask else 1),
+            n_outputs=seq.n_outputs or dm.n_outputs,
+            readout="sequence" if per_step else dm.readout,
+            append_mask=dm.append_mask,
+            tau=seq.tau,
+        )
     if dm.vocab_size:
         if not seq.embed_dim:
             raise ValueError(f"{cfg.data.name} feeds token ids: set sequence.embed_dim")
@@ -53,7 +75,6 @@ def build_model(cfg: DictConfig, dm: SequenceDataModule) -> SequenceModel:
     else:
         cell_input = dm.n_features * (2 if dm.append_mask else 1)
     cell = _instantiate(cfg.model.cell, input_size=cell_input)
-    per_step = dm.task_kind in (TaskKind.PER_STEP_REGRESSION, TaskKind.PER_STEP_CLASSIFICATION)
     return SequenceModel(
         cell,
         n_outputs=seq.n_outputs or dm.n_outputs,
@@ -237,7 +258,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
     return record
 
 
-def save_checkpoint(path: Path, model: SequenceModel, cfg: DictConfig) -> None:
+def save_checkpoint(path: Path, model: nn.Module, cfg: DictConfig) -> None:
     """``state_dict`` plus the resolved config: enough to rebuild the model anywhere."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -245,7 +266,7 @@ def save_checkpoint(path: Path, model: SequenceModel, cfg: DictConfig) -> None:
     os.replace(tmp, path)
 
 
-def load_model(path: str | Path) -> SequenceModel:
+def load_model(path: str | Path) -> nn.Module:
     """Rebuild a model from :func:`save_checkpoint` (the data itself is not loaded)."""
     saved = torch.load(path, map_location="cpu", weights_only=False)
     cfg = OmegaConf.create(saved["config"])
