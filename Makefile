@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BUDGET ?= paper
 PROTOCOL ?= paper
-TABLES := 2 3 4 ed5 ed6 ed8
+TABLES := 2 3 4 ed5 ed6 ed8 ed9
 # Real data for tests and runs: ../shared/data when it exists, unless CTBENCH_DATA_MIRROR is set.
 export CTBENCH_DATA_MIRROR ?= $(shell [ -d ../shared/data ] && cd ../shared/data && pwd)
 

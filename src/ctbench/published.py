@@ -10,6 +10,12 @@ them under ``columns:`` with the Hydra overrides that produce each, names the re
 ``column:``, and gives every row's values per column; a row's ``mean``/``std``/``bold`` are then
 the reproduced column's (``load_table(id, column=...)`` picks another).
 
+A table of ``kind: parameter_counts`` (Extended Data Fig. 9) prints parameter counts instead of
+trained metrics: each row gives ``params_total`` and ``params_rnn`` (integers, null when not
+printed) and may name a ``network`` that the table's ``counter`` (``module:function``, called
+with the network name, returning ``{"total": ..., "rnn": ...}``) builds and counts. Such rows need
+no ``mean``/``std`` and are never trained (no ``model``).
+
     >>> from ctbench.published import load_table
     >>> t = load_table("3")             # or "table3", or the arXiv alias "arxiv-v2-table7"
     >>> t.row("CfC (ours)").mean
@@ -29,6 +35,7 @@ import yaml
 __all__ = [
     "Cell",
     "Column",
+    "KINDS",
     "DIRECTIONS",
     "METRICS",
     "NA",
@@ -53,16 +60,18 @@ SOURCES = ("self", "rerun_by_authors", "borrowed")
 STATUSES = ("known", "partial", "unknown")
 METRICS = ("mse", "accuracy", "auroc")
 PM_KINDS = ("population_std", "sample_std", "unknown")
+#: ``results``: trained metrics (mean ± std); ``parameter_counts``: printed parameter counts
+KINDS = ("results", "parameter_counts")
 
 _TABLE_KEYS = {
     "id", "alias", "aliases", "label", "title", "caption", "status", "metric", "metric_label",
     "direction", "decimals", "pm", "n", "time_unit", "data", "sources", "notes", "rows",
-    "columns", "column",
+    "columns", "column", "kind", "counter",
 }
 _ROW_KEYS = {
     "name", "marker", "variant", "model", "overrides", "mean", "std", "n", "time_min", "bold",
     "source", "borrowed_from", "code_comment", "code_comment_differs", "calibration", "encoding",
-    "notes", "columns",
+    "notes", "columns", "network", "params_total", "params_rnn",
 }
 #: the fields a row may give per metric column (tables that print several, e.g. XOR's encodings)
 _CELL_KEYS = {"mean", "std", "bold", "code_comment", "code_comment_differs"}
@@ -129,6 +138,11 @@ class Row:
     #: every column's published value, ``((key, Cell), ...)`` in the table's column order, for
     #: tables with ``columns``; mean/std/bold above are then those of the reproduced column
     cells: tuple[tuple[str, Cell], ...] = ()
+    #: ``kind: parameter_counts`` tables only: the network the table's counter builds, and the
+    #: printed total and recurrent parameter counts (None: not printed)
+    network: str | None = None
+    params_total: int | None = None
+    params_rnn: int | None = None
 
     def cell(self, key: str) -> Cell:
         """This row's published value in column ``key``."""
@@ -185,6 +199,10 @@ class Table:
     columns: tuple[Column, ...] = ()
     #: the key of the column that rows' mean/std/bold hold and that is reproduced (else None)
     column: str | None = None
+    #: ``results`` or ``parameter_counts`` (see the module docstring)
+    kind: str = "results"
+    #: ``parameter_counts`` tables: ``module:function`` that counts a row's ``network``
+    counter: str | None = None
 
     @property
     def reproduced_column(self) -> Column | None:
@@ -409,6 +427,52 @@ def _parse_columns(raw: Any, where: str) -> dict[str, Column]:
     return out
 
 
+def _count(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TableError(f"{where}: expected a non-negative integer parameter count, got {value!r}")
+    return value
+
+
+_COUNT_ROW_KEYS = {"name", "marker", "variant", "network", "params_total", "params_rnn", "source",
+                   "borrowed_from", "notes"}
+
+
+def _parse_count_row(raw: Any, where: str) -> Row:
+    """A row of a ``kind: parameter_counts`` table."""
+    if not isinstance(raw, dict):
+        raise TableError(f"{where}: a row must be a mapping, got {raw!r}")
+    unknown = set(raw) - _COUNT_ROW_KEYS
+    if unknown:
+        raise TableError(f"{where}: unknown field(s) {sorted(unknown)} in a parameter_counts table; "
+                         f"allowed: {sorted(_COUNT_ROW_KEYS)}")
+    name = _str(raw.get("name"), f"{where}.name", nullable=False)
+    where = f"{where} ({name})"
+    source = _choice(raw.get("source"), SOURCES, f"{where}.source")
+    borrowed_from = _str(raw.get("borrowed_from"), f"{where}.borrowed_from")
+    if source == "borrowed" and not borrowed_from:
+        raise TableError(f"{where}: a borrowed row needs borrowed_from (paper and table)")
+    network = raw.get("network")
+    if network is not None and (not isinstance(network, str) or not _MODEL_RE.match(network)):
+        raise TableError(f"{where}.network: expected a network name or null, got {network!r}")
+    total = _count(raw.get("params_total"), f"{where}.params_total")
+    rnn = _count(raw.get("params_rnn"), f"{where}.params_rnn")
+    if total is not None and rnn is not None and rnn > total:
+        raise TableError(f"{where}: params_rnn {rnn} exceeds params_total {total}")
+    return Row(
+        name=name,
+        source=source,
+        marker=_str(raw.get("marker"), f"{where}.marker"),
+        variant=_str(raw.get("variant"), f"{where}.variant"),
+        borrowed_from=borrowed_from,
+        notes=_str(raw.get("notes"), f"{where}.notes"),
+        network=network,
+        params_total=total,
+        params_rnn=rnn,
+    )
+
+
 def _parse_row(raw: Any, where: str, columns: dict[str, Column] | None = None, column: str | None = None) -> Row:
     if not isinstance(raw, dict):
         raise TableError(f"{where}: a row must be a mapping, got {raw!r}")
@@ -416,6 +480,9 @@ def _parse_row(raw: Any, where: str, columns: dict[str, Column] | None = None, c
         return _parse_row_with_columns(raw, where, columns or {}, column)
     if columns:
         raise TableError(f"{where}: this table prints columns {sorted(columns)}: give the row's values under `columns:`")
+    counts = sorted({"network", "params_total", "params_rnn"} & set(raw))
+    if counts:
+        raise TableError(f"{where}: {counts} belong to `kind: parameter_counts` tables only")
     unknown = set(raw) - _ROW_KEYS
     if unknown:
         raise TableError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: {sorted(_ROW_KEYS)}")
@@ -481,6 +548,11 @@ def parse_table(
     tid = _str(raw.get("id"), f"{where}.id", nullable=False)
     if expected_id is not None and tid != expected_id:
         raise TableError(f"{where}: id {tid!r} does not match the file name {expected_id!r}")
+    kind = _choice(raw.get("kind", "results"), KINDS, f"{where}.kind")
+    if kind == "parameter_counts":
+        return _parse_count_table(raw, where, tid, path)
+    if raw.get("counter") is not None:
+        raise TableError(f"{where}.counter: only `kind: parameter_counts` tables have a counter")
     pm = raw.get("pm") or {}
     if not isinstance(pm, dict) or set(pm) - {"kind", "ddof"}:
         raise TableError(f"{where}.pm: expected {{kind, ddof}}, got {pm!r}")
@@ -533,6 +605,52 @@ def parse_table(
         path=path,
         columns=tuple(columns.values()),
         column=column,
+    )
+
+
+def _parse_count_table(raw: dict, where: str, tid: str, path: Path | None) -> Table:
+    """A ``kind: parameter_counts`` table: rows of printed counts; no metric, spread or runs."""
+    for key in ("pm", "n", "columns", "column", "decimals", "time_unit"):
+        if raw.get(key) is not None:
+            raise TableError(f"{where}.{key}: not used by a `kind: parameter_counts` table")
+    metric = raw.get("metric", "parameters")
+    if metric != "parameters":
+        raise TableError(f"{where}.metric: a parameter_counts table's metric is 'parameters', got {metric!r}")
+    counter = _str(raw.get("counter"), f"{where}.counter")
+    if counter is not None and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", counter):
+        raise TableError(f"{where}.counter: expected 'package.module:function', got {counter!r}")
+    rows_raw = raw.get("rows")
+    if not isinstance(rows_raw, list) or not rows_raw:
+        raise TableError(f"{where}.rows: expected a non-empty list of rows")
+    rows = tuple(_parse_count_row(r, f"{where}.rows[{i}]") for i, r in enumerate(rows_raw))
+    names = [r.name for r in rows]
+    if len(set(names)) != len(names):
+        raise TableError(f"{where}: a row appears twice in {names}")
+    if any(r.network for r in rows) and counter is None:
+        raise TableError(f"{where}: rows name networks but the table gives no `counter`")
+    return Table(
+        id=tid,
+        alias=_str(raw.get("alias"), f"{where}.alias"),
+        label=_str(raw.get("label"), f"{where}.label") or tid,
+        title=_str(raw.get("title"), f"{where}.title", nullable=False),
+        status=_choice(raw.get("status"), STATUSES, f"{where}.status"),
+        metric="parameters",
+        direction=_choice(raw.get("direction", "lower"), DIRECTIONS, f"{where}.direction"),
+        n=None,
+        data=_str(raw.get("data"), f"{where}.data", nullable=False),
+        rows=rows,
+        pm_kind="unknown",
+        pm_ddof=None,
+        metric_label=_str(raw.get("metric_label"), f"{where}.metric_label"),
+        decimals=0,
+        time_unit="n/a",
+        caption=_str(raw.get("caption"), f"{where}.caption"),
+        aliases=_strings(raw.get("aliases"), f"{where}.aliases"),
+        sources=_strings(raw.get("sources"), f"{where}.sources"),
+        notes=_strings(raw.get("notes"), f"{where}.notes"),
+        path=path,
+        kind="parameter_counts",
+        counter=counter,
     )
 
 

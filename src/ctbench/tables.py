@@ -642,6 +642,8 @@ def render(
     (paper/paper when present, else the one with most records).
     """
     table = load_table(table_id)
+    if table.kind == "parameter_counts":  # no runs: build the networks and count
+        return render_parameter_counts(table, budget, protocol, out_dir)
     runs_dir = Path(runs_dir)
     loader = loader or load_records
     records = [r for r in (loader(runs_dir) if runs_dir.is_dir() else []) if isinstance(r, dict)]
@@ -745,6 +747,11 @@ def reproduce(
     (finished records stay, and the next call resumes).
     """
     table = load_table(table_id)
+    if log is None:
+        def log(msg: str) -> None:
+            print(msg, flush=True)
+    if table.kind == "parameter_counts":  # nothing to train: count and render
+        return _reproduce_parameter_counts(table, budget, protocol, runs_dir, out_dir, render_after, log)
     if composer is None:
         from ctbench.config import compose as composer  # type: ignore[no-redef]
     if runner is None:
@@ -869,6 +876,128 @@ def reproduce(
         summary.rendered = render(table.id, budget_name, protocol_name, rdir, out_dir, loader=loader)
         log(f"[{table.id}] rendered {summary.rendered.md}, {summary.rendered.csv.name}, "
             f"{summary.rendered.png.name}" + (" (PARTIAL)" if summary.rendered.partial else ""))
+    return summary
+
+
+# =========================================================================== parameter counts
+# Tables of ``kind: parameter_counts`` (Extended Data Fig. 9): no runs; each row's network is
+# built by the table's ``counter`` and its parameters are counted beside the printed counts.
+
+
+def _load_counter(spec: str) -> Callable[[str], dict]:
+    import importlib
+
+    module, _, func = spec.partition(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def count_parameters_of(table: Table) -> list[tuple[Row, dict | None, str | None]]:
+    """``[(row, {"total", "rnn", ...} or None, error or None)]``; rows without a network get None."""
+    counter = _load_counter(table.counter) if table.counter else None
+    out: list[tuple[Row, dict | None, str | None]] = []
+    for row in table.rows:
+        if row.network is None or counter is None:
+            out.append((row, None, None))
+            continue
+        try:
+            out.append((row, dict(counter(row.network)), None))
+        except Exception as e:  # noqa: BLE001 - shown in the table, the others still count
+            out.append((row, None, f"{type(e).__name__}: {_one_line(str(e))}"))
+    return out
+
+
+def _count_cells(published: int | None, ours: int | None) -> tuple[str, str, str]:
+    pub = "–" if published is None else f"{published:,}"
+    our = "–" if ours is None else f"{ours:,}"
+    diff = "" if published is None or ours is None else ("0" if ours == published else f"{ours - published:+,}")
+    return pub, our, diff
+
+
+def _count_status(row: Row, counts: dict | None, error: str | None) -> str:
+    if error:
+        return f"error: {error}"
+    if counts is None:
+        return "not built"
+    pairs = [(row.params_total, counts.get("total")), (row.params_rnn, counts.get("rnn"))]
+    pairs = [(p, o) for p, o in pairs if p is not None]
+    return "exact" if pairs and all(p == o for p, o in pairs) else "differs"
+
+
+def render_parameter_counts_markdown(table: Table, counted: Sequence[tuple[Row, dict | None, str | None]],
+                                     budget: str, protocol: str) -> str:
+    lines = [f"# {_title(table, budget, protocol, False)}", "",
+             "No training: each row's network is built and its trainable parameters counted "
+             f"(`{table.counter}`).", "",
+             "| Model | Total (published) | Total (ours) | Δ | RNN (published) | RNN (ours) | Δ | match |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for row, counts, error in counted:
+        c = counts or {}
+        tp, to, td = _count_cells(row.params_total, c.get("total"))
+        rp, ro, rd = _count_cells(row.params_rnn, c.get("rnn"))
+        status = _count_status(row, counts, error)
+        lines.append(f"| {_md_cell(row.display_name)} | {tp} | {to} | {td} | {rp} | {ro} | {rd} | {_md_cell(status)} |")
+    if table.notes:
+        lines += ["", "Notes:", ""] + [f"- {_one_line(n, 1000)}" for n in table.notes]
+    return "\n".join(lines) + "\n"
+
+
+def _render_count_csv(counted: Sequence[tuple[Row, dict | None, str | None]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["model", "network", "published_total", "ours_total", "published_rnn", "ours_rnn", "status"])
+    for row, counts, error in counted:
+        c = counts or {}
+        w.writerow([row.name, row.network or "", row.params_total if row.params_total is not None else "",
+                    c.get("total", ""), row.params_rnn if row.params_rnn is not None else "",
+                    c.get("rnn", ""), _count_status(row, counts, error)])
+    return buf.getvalue()
+
+
+def _render_count_figure(table: Table, counted: Sequence[tuple[Row, dict | None, str | None]], title: str,
+                         path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [(r, c) for r, c, _ in counted if r.params_rnn is not None]
+    fig, ax = plt.subplots(figsize=(7, 0.45 * max(len(rows), 1) + 1.2))
+    ys = np.arange(len(rows))
+    ax.barh(ys - 0.2, [r.params_rnn for r, _ in rows], height=0.4, label="published")
+    ax.barh(ys + 0.2, [(c or {}).get("rnn", 0) for _, c in rows], height=0.4, label="ours")
+    ax.set_yticks(ys, [r.display_name for r, _ in rows])
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("recurrent parameters")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    _atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=100), binary=True)
+    plt.close(fig)
+
+
+def render_parameter_counts(table: Table, budget: str | None = None, protocol: str | None = None,
+                            out_dir: Path | str = DEFAULT_OUT_DIR) -> RenderResult:
+    """Write ``<out_dir>/<id>.md``, ``.csv`` and ``.png`` for a ``kind: parameter_counts`` table."""
+    budget, protocol = budget or "n/a", protocol or "n/a"
+    counted = count_parameters_of(table)
+    out_dir = Path(out_dir)
+    md, csv_path, png = out_dir / f"{table.id}.md", out_dir / f"{table.id}.csv", out_dir / f"{table.id}.png"
+    _atomic_write_text(md, render_parameter_counts_markdown(table, counted, budget, protocol))
+    _atomic_write_text(csv_path, _render_count_csv(counted))
+    _render_count_figure(table, counted, _title(table, budget, protocol, False), png)
+    return RenderResult(table, budget, protocol, [], False, md, csv_path, png)
+
+
+def _reproduce_parameter_counts(table: Table, budget: str | None, protocol: str | None,
+                                runs_dir: Path | str | None, out_dir: Path | str, render_after: bool,
+                                log: Callable[[str], None]) -> ReproduceSummary:
+    summary = ReproduceSummary(table.id, budget or "n/a", protocol or "n/a", Path(runs_dir or DEFAULT_RUNS_DIR))
+    log(f"[{table.id}] {table.heading}: parameter counts, no runs to train")
+    if render_after:
+        summary.rendered = render_parameter_counts(table, budget, protocol, out_dir)
+        log(summary.rendered.md.read_text(encoding="utf-8").rstrip())
+        log(f"[{table.id}] rendered {summary.rendered.md}, {summary.rendered.csv.name}, {summary.rendered.png.name}")
     return summary
 
 
