@@ -139,3 +139,69 @@ def test_parameter_count_fields_validated():
     with pytest.raises(TableError, match="belong to .kind: parameter_counts. tables only"):
         parse_table({"id": "x", "title": "t", "status": "known", "data": "d", "metric": "mse", "direction": "lower",
                      "rows": [{"name": "a", "source": "self", "mean": 1.0, "std": None, "params_rnn": 3}]})
+
+
+# -- the network: extension point (conf/model/lane_*.yaml) --------------------------------
+def test_network_adapter_takes_batch_and_keeps_counts():
+    from ctbench.data.batch import Batch
+    from ctbench.models.lane_keeping import LaneKeepingNetwork
+
+    torch.manual_seed(0)
+    net = LaneKeepingNetwork("cfc", input_size=3 * 56 * 64, n_outputs=1, readout="sequence", append_mask=False, tau=2.0)
+    assert net.parameter_counts()["total"] == PUBLISHED_TOTAL["cfc"]
+    x, dt = torch.rand(2, 3, 3, 56, 64), torch.rand(2, 3) + 0.1
+    b = Batch(x=x, dt=dt, y=torch.zeros(2, 3, 1))
+    with torch.no_grad():
+        assert torch.allclose(net(b), LaneKeepingNet.forward(net, x, 2.0 * dt))
+    assert all(p.requires_grad and p.ndim >= 2 for p in net.regularized_weights())
+    with pytest.raises(ValueError, match="n_outputs"):
+        LaneKeepingNetwork("cfc", n_outputs=2)
+    with pytest.raises(ValueError, match="readout"):
+        LaneKeepingNetwork("cfc", readout="last")
+    with pytest.raises(ValueError, match="at least 53"):
+        net(Batch(x=torch.rand(1, 2, 3, 40, 64), dt=torch.ones(1, 2), y=torch.zeros(1, 2, 1)))
+    with pytest.raises(ValueError, match="layout=frames"):
+        net(Batch(x=torch.rand(1, 2, 3 * 56 * 64), dt=torch.ones(1, 2), y=torch.zeros(1, 2, 1)))
+
+
+def test_ncp_apply_constraints_clips_ltc_parameters():
+    from ctbench.models.lane_keeping import LaneKeepingNetwork
+
+    net = LaneKeepingNetwork("ncp")
+    params = net.rnn.cell._params
+    assert not net.rnn.cell._implicit_param_constraints  # so ncps needs the explicit clipping
+    with torch.no_grad():
+        for name in ("w", "sensory_w", "cm", "gleak"):
+            params[name].fill_(-1.0)
+    net.apply_constraints()
+    for name in ("w", "sensory_w", "cm", "gleak"):
+        assert float(params[name].detach().min()) >= 0.0
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_model_configs_build_networks(row, smoke_overrides):
+    from hydra.utils import instantiate
+
+    from ctbench.config import compose
+
+    cfg = compose(smoke_overrides + ["data=lane_keeping", f"model=lane_{row}"])
+    assert cfg.model.get("cell") is None and cfg.experiment.name is None  # the paper gives no recipe
+    net = instantiate(cfg.model.network, input_size=3 * 72 * 128, n_outputs=1, readout="sequence",
+                      append_mask=False, tau=1.0)
+    assert net.parameter_counts()["total"] == PUBLISHED_TOTAL[row]
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_smoke_run_on_user_recordings(row, smoke_overrides, tmp_path):
+    from ctbench.config import compose
+    from ctbench.train import run
+
+    root = _write_recordings(tmp_path / "rec", n_episodes=4, n_frames=12, size=(56, 64))
+    cfg = compose(smoke_overrides + [
+        "data=lane_keeping", f"model=lane_{row}", f"data.root={root}", "data.image_size=[56,64]",
+        "data.seq_len=6", "data.stride=3", "data.batch_size=4", "data.eval_batch_size=8",
+    ])
+    record = run(cfg)
+    assert (record["data"], record["model"], record["budget"]) == ("lane_keeping", f"lane_{row}", "smoke")
+    assert record["metric"] == "mse" and np.isfinite(record["test_metric"]) and record["test_metric"] > 0
+    assert record["epochs"] == 1

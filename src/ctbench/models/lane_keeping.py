@@ -66,6 +66,8 @@ __all__ = [
     "ROWS",
     "ConvHead",
     "LaneKeepingNet",
+    "LaneKeepingNetwork",
+    "MIN_FRAME_SIZE",
     "build_lane_keeping",
     "count_parameters",
     "lane_keeping_counts",
@@ -89,6 +91,19 @@ ROWS: Tuple[str, ...] = tuple(PUBLISHED_RNN_PARAMS)
 HEAD_CONVS: Tuple[Tuple[int, int, int], ...] = ((24, 5, 2), (36, 5, 2), (48, 3, 2), (64, 3, 1), (64, 3, 1))
 HEAD_POOL: Tuple[int, int] = (3, 10)
 FRAME_SHAPE: Tuple[int, int, int] = (3, 72, 128)  # C, H, W whose last conv map is exactly 3×10
+
+
+def _min_frame_side(convs: Sequence[Sequence[int]] = HEAD_CONVS) -> int:
+    side = 1  # the last conv map must be at least 1×1
+    for _, k, s in reversed(convs):
+        side = (side - 1) * s + k
+    return side
+
+
+#: the smallest H (and W) the head accepts: 53 (smaller frames leave no output for the last conv).
+#: Frames between 53 and 72×128 work (the adaptive pool then up-samples to 3×10); 72×128 is the
+#: size at which the pool is the identity.
+MIN_FRAME_SIZE: int = _min_frame_side()
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -273,9 +288,17 @@ class LaneKeepingNet(nn.Module):
 
     def features(self, frames: Tensor) -> Tensor:
         if frames.dim() == 3:
+            if frames.shape[-1] != self.head.out_features:
+                raise ValueError(
+                    f"expected frames (B, T, C, H, W) or head features (B, T, {self.head.out_features}), got shape "
+                    f"{tuple(frames.shape)}: flattened frames are not accepted (use data.layout=frames)"
+                )
             return frames
         if frames.dim() != 5:
             raise ValueError(f"expected frames (B, T, C, H, W) or features (B, T, F), got shape {tuple(frames.shape)}")
+        if min(frames.shape[-2:]) < MIN_FRAME_SIZE:
+            raise ValueError(f"frames of {tuple(frames.shape[-2:])} are too small for the conv head: "
+                             f"H and W must be at least {MIN_FRAME_SIZE} (data.image_size)")
         b, t = frames.shape[:2]
         return self.head(frames.flatten(0, 1)).view(b, t, -1)
 
@@ -293,6 +316,55 @@ class LaneKeepingNet(nn.Module):
     def parameter_counts(self) -> Dict[str, int]:
         head, rnn = count_parameters(self.head), count_parameters(self.rnn)
         return {"head": head, "rnn": rnn, "total": head + rnn}
+
+
+class LaneKeepingNetwork(LaneKeepingNet):
+    """:class:`LaneKeepingNet` behind ctbench's ``network:`` extension point (``ctbench.train.build_model``).
+
+    ``forward(batch)`` reads frames from ``batch.x`` (B, T, C, H, W) (``data.layout: frames``) and
+    the elapsed times from ``batch.dt`` (scaled by ``tau``) and returns (B, T, 1) steering. Of the
+    keyword arguments ``build_model`` passes, ``input_size`` (C·H·W of the data module) and
+    ``append_mask`` are ignored (no mask: the frames are fully observed); ``n_outputs`` must be 1
+    (the NCP/CfC rows output their single motor neuron) and ``readout`` must be ``sequence``
+    (per-step steering). Padded steps (``step_mask`` False) are refused: the recordings loader
+    never pads. Parameters (names and counts) are exactly :class:`LaneKeepingNet`'s.
+    """
+
+    def __init__(
+        self,
+        rnn: str = "cfc",
+        in_channels: int = 3,
+        input_size: Optional[int] = None,
+        n_outputs: int = 1,
+        readout: str = "sequence",
+        append_mask: bool = False,
+        tau: float = 1.0,
+    ) -> None:
+        if int(n_outputs) != 1:
+            raise ValueError(f"the lane-keeping networks predict one steering value per step, not n_outputs={n_outputs}")
+        if readout != "sequence":
+            raise ValueError(f"the lane-keeping networks predict per step (readout 'sequence'), not readout={readout!r}")
+        super().__init__(rnn, in_channels)
+        self.tau = float(tau)
+        del input_size, append_mask  # frames come as (B, T, C, H, W); there is no observation mask
+
+    # the hooks ctbench.task calls on every model
+    def regularized_weights(self) -> List[Tensor]:
+        """Trainable matrices and kernels (ndim >= 2); ncps' fixed sparsity masks are excluded."""
+        return [p for p in self.parameters() if p.requires_grad and p.ndim >= 2]
+
+    # apply_constraints: LaneKeepingNet's (the NCP row clips w, sensory_w, cm, gleak to >= 0 after
+    # every optimiser step, as ncps.torch.LTCCell.apply_weight_constraints does without
+    # implicit_param_constraints; the other rows have no constraints)
+
+    def forward(self, batch, dt: Optional[Tensor] = None) -> Tensor:  # type: ignore[override]
+        if isinstance(batch, Tensor):  # LaneKeepingNet's (frames, dt) call
+            return super().forward(batch, dt)
+        if batch.step_mask is not None and not bool(batch.step_mask.all()):
+            raise ValueError("the lane-keeping networks take unpadded windows (step_mask all True)")
+        if not torch.is_floating_point(batch.x):
+            raise ValueError("the lane-keeping networks take float frames, not token ids")
+        return super().forward(batch.x, batch.dt.to(batch.x.dtype) * self.tau)
 
 
 def build_lane_keeping(rnn: str = "cfc", in_channels: int = 3) -> LaneKeepingNet:
