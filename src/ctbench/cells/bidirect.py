@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ctbench.cells.base import Cell, State
+from ctbench.cells.kernels import lstm_update
 from ctbench.cells.ode_lstms_parts import EulerCTRNN, glorot_uniform_
 
 
@@ -92,8 +93,7 @@ class BidirectRNNCell(Cell):
         if self.time_kernel is not None:
             z = z + dtc.unsqueeze(-1) * self.time_kernel
         g, i, f, o = z.chunk(4, dim=-1)
-        c_new = torch.sigmoid(f + self.forget_bias) * c + torch.sigmoid(i) * torch.tanh(g)
-        h_lstm_new = torch.sigmoid(o) * torch.tanh(c_new)
+        h_lstm_new, c_new = lstm_update(i, f, g, o, c, self.forget_bias)
         v = u[..., 4 * n :] + self.ctrnn_from_lstm(h_lstm)
         h_ctrnn_new = self.ctrnn.evolve(v, h_ctrnn, dtc)
         return (c_new, h_lstm_new, h_ctrnn_new)

@@ -9,10 +9,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ctbench.cells.base import Cell, State
+from ctbench.cells.kernels import GateKernels
 from ctbench.cells.ode_lstms_parts import glorot_uniform_
 
 
-class CTLSTMCell(Cell):
+class CTLSTMCell(GateKernels, Cell):
     """CT-LSTM, state ``(c, c_bar, h)``; seven pre-activations in ode-lstms order::
 
         [g, i, f, o, i_bar, f_bar, d] = W_x x + W_h h + b
@@ -32,8 +33,7 @@ class CTLSTMCell(Cell):
         super().__init__()
         self.input_size = input_size
         self.hidden_size = hidden_size
-        self.input_kernel = nn.Linear(input_size, 7 * hidden_size)
-        self.recurrent_kernel = nn.Linear(hidden_size, 7 * hidden_size, bias=False)
+        self.build_gate_kernels(input_size, hidden_size, 7, recurrent_bias=False)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -44,10 +44,6 @@ class CTLSTMCell(Cell):
     def initial_state(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> State:
         zeros = torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)
         return (zeros, zeros.clone(), zeros.clone())
-
-    def project_inputs(self, x: Tensor) -> Tensor:
-        """``W_x x + b`` for the seven pre-activations, shape (..., 7*hidden)."""
-        return self.input_kernel(x)
 
     def step(self, u: Tensor, state: State, dt: Tensor) -> State:
         c, c_bar, h = state

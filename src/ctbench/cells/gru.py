@@ -16,12 +16,13 @@ Init as ``torch.nn.GRUCell``: every weight and bias uniform in +-1/sqrt(hidden_s
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, List
+from typing import Callable, Dict
 
 import torch
 from torch import Tensor, nn
 
-from ctbench.cells.base import Cell, State
+from ctbench.cells.base import Cell
+from ctbench.cells.kernels import GateKernels
 
 CANDIDATE_ACTIVATIONS: Dict[str, Callable[[Tensor], Tensor]] = {"tanh": torch.tanh, "relu": torch.relu}
 
@@ -36,7 +37,7 @@ def gru_update(gi: Tensor, gh: Tensor, h: Tensor, activation: Callable[[Tensor],
     return (1.0 - z) * n + z * h
 
 
-class GRUCell(Cell):
+class GRUCell(GateKernels, Cell):
     """GRU (Cho et al. 2014) in ``torch.nn.GRUCell``'s form; see the module docstring for the equations.
 
     ``input_kernel`` holds ``weight_ih``/``bias_ih`` and ``recurrent_kernel`` holds
@@ -58,12 +59,7 @@ class GRUCell(Cell):
         self.candidate_activation = candidate_activation
         self.activation = CANDIDATE_ACTIVATIONS[candidate_activation]
         self.time_input = time_input
-        self.input_kernel = nn.Linear(input_size, 3 * hidden_size)
-        self.recurrent_kernel = nn.Linear(hidden_size, 3 * hidden_size)
-        if time_input:
-            self.time_kernel = nn.Parameter(torch.empty(3 * hidden_size))
-        else:
-            self.register_parameter("time_kernel", None)
+        self.build_gate_kernels(input_size, hidden_size, 3, time_input=time_input)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -71,21 +67,8 @@ class GRUCell(Cell):
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
 
-    def project_inputs(self, x: Tensor) -> Tensor:
-        """``W_ih x + b_ih`` for the three gates, shape (..., 3*hidden)."""
-        return self.input_kernel(x)
-
     def step(self, u: Tensor, state: Tensor, dt: Tensor) -> Tensor:
-        gi = u
-        if self.time_kernel is not None:
-            gi = gi + dt.to(u.dtype).unsqueeze(-1) * self.time_kernel
-        return gru_update(gi, self.recurrent_kernel(state), state, self.activation)
-
-    def regularized_weights(self) -> List[Tensor]:
-        weights = [self.input_kernel.weight, self.recurrent_kernel.weight]
-        if self.time_kernel is not None:
-            weights.append(self.time_kernel)
-        return weights
+        return gru_update(self.add_time_input(u, dt), self.recurrent_kernel(state), state, self.activation)
 
     def extra_repr(self) -> str:
         return f"candidate_activation={self.candidate_activation!r}, time_input={self.time_input}"

@@ -7,15 +7,15 @@ orthogonal recurrent kernel, zero biases, ``forget_bias`` added to the forget ga
 from __future__ import annotations
 
 import math
-from typing import List
 
 import torch
 from torch import Tensor, nn
 
 from ctbench.cells.base import Cell, State
+from ctbench.cells.kernels import GateKernels, lstm_update
 
 
-class LSTMCell(Cell):
+class LSTMCell(GateKernels, Cell):
     """LSTM (Hochreiter & Schmidhuber 1997), state ``(h, c)``; gates in Keras order i, f, g, o::
 
         [i, f, g, o] = W_x x' + W_h h + b,   x' = [x, dt] if time_input else x
@@ -38,12 +38,7 @@ class LSTMCell(Cell):
         self.hidden_size = hidden_size
         self.time_input = time_input
         self.forget_bias = float(forget_bias)
-        self.input_kernel = nn.Linear(input_size, 4 * hidden_size)
-        self.recurrent_kernel = nn.Linear(hidden_size, 4 * hidden_size, bias=False)
-        if time_input:
-            self.time_kernel = nn.Parameter(torch.empty(4 * hidden_size))
-        else:
-            self.register_parameter("time_kernel", None)
+        self.build_gate_kernels(input_size, hidden_size, 4, recurrent_bias=False, time_input=time_input)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -61,29 +56,13 @@ class LSTMCell(Cell):
         zeros = torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)
         return (zeros, zeros.clone())
 
-    def project_inputs(self, x: Tensor) -> Tensor:
-        """``W_x x + b`` for all four gates, shape (..., 4*hidden)."""
-        return self.input_kernel(x)
-
     def step(self, u: Tensor, state: State, dt: Tensor) -> State:
         h, c = state
-        z = u + self.recurrent_kernel(h)
-        if self.time_kernel is not None:
-            z = z + dt.to(z.dtype).unsqueeze(-1) * self.time_kernel
-        i, f, g, o = z.chunk(4, dim=-1)
-        c_new = torch.sigmoid(f + self.forget_bias) * c + torch.sigmoid(i) * torch.tanh(g)
-        h_new = torch.sigmoid(o) * torch.tanh(c_new)
-        return (h_new, c_new)
+        i, f, g, o = self.add_time_input(u + self.recurrent_kernel(h), dt).chunk(4, dim=-1)
+        return lstm_update(i, f, g, o, c, self.forget_bias)
 
     def output(self, state: State) -> Tensor:
         return state[0]
-
-    def regularized_weights(self) -> List[Tensor]:
-        """Input kernel (with its dt column) and recurrent kernel."""
-        weights = [self.input_kernel.weight, self.recurrent_kernel.weight]
-        if self.time_kernel is not None:
-            weights.append(self.time_kernel)
-        return weights
 
     def extra_repr(self) -> str:
         return f"time_input={self.time_input}, forget_bias={self.forget_bias}"

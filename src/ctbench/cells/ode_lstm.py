@@ -11,10 +11,11 @@ import torch
 from torch import Tensor, nn
 
 from ctbench.cells.base import Cell, State
+from ctbench.cells.kernels import GateKernels, lstm_update
 from ctbench.cells.ode_lstms_parts import EulerCTRNN, glorot_uniform_
 
 
-class ODELSTMCell(Cell):
+class ODELSTMCell(GateKernels, Cell):
     """ODE-LSTM, state ``(c, h_ode)``; gates in ode-lstms order g, i, f, o::
 
         [g, i, f, o] = W_x x + W_h h_ode + b
@@ -40,8 +41,7 @@ class ODELSTMCell(Cell):
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.forget_bias = float(forget_bias)
-        self.input_kernel = nn.Linear(input_size, 4 * hidden_size)
-        self.recurrent_kernel = nn.Linear(hidden_size, 4 * hidden_size, bias=False)
+        self.build_gate_kernels(input_size, hidden_size, 4, recurrent_bias=False)
         self.ode_input = nn.Linear(hidden_size, hidden_size)  # the CT-RNN's W_in, b_in
         self.ctrnn = EulerCTRNN(hidden_size, num_unfolds=num_unfolds, tau=tau)
         self.reset_parameters()
@@ -59,16 +59,10 @@ class ODELSTMCell(Cell):
         zeros = torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)
         return (zeros, zeros.clone())
 
-    def project_inputs(self, x: Tensor) -> Tensor:
-        """``W_x x + b`` for the four gates, shape (..., 4*hidden)."""
-        return self.input_kernel(x)
-
     def step(self, u: Tensor, state: State, dt: Tensor) -> State:
         c, h_ode = state
-        z = u + self.recurrent_kernel(h_ode)
-        g, i, f, o = z.chunk(4, dim=-1)
-        c_new = torch.sigmoid(f + self.forget_bias) * c + torch.sigmoid(i) * torch.tanh(g)
-        y = torch.sigmoid(o) * torch.tanh(c_new)
+        g, i, f, o = (u + self.recurrent_kernel(h_ode)).chunk(4, dim=-1)
+        y, c_new = lstm_update(i, f, g, o, c, self.forget_bias)
         h_new = self.ctrnn.evolve(self.ode_input(y), h_ode, dt)
         return (c_new, h_new)
 

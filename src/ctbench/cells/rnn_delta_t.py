@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from ctbench.cells.base import Cell
 from ctbench.cells.gru import gru_update
+from ctbench.cells.kernels import GateKernels
 
 FILLS = ("zero", "forward")
 
@@ -38,7 +39,7 @@ def split_masked_input(x: Tensor) -> tuple[Tensor, Tensor]:
     return x.chunk(2, dim=-1)
 
 
-class RNNDeltaTCell(Cell):
+class RNNDeltaTCell(GateKernels, Cell):
     """GRU on ``[x', m, dt]``; ``input_size`` = 2F (values and mask, as ``append_mask`` feeds them)."""
 
     def __init__(self, input_size: int, hidden_size: int, fill: str = "zero") -> None:
@@ -50,9 +51,7 @@ class RNNDeltaTCell(Cell):
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.fill = fill
-        self.input_kernel = nn.Linear(input_size, 3 * hidden_size)
-        self.time_kernel = nn.Parameter(torch.empty(3 * hidden_size))
-        self.recurrent_kernel = nn.Linear(hidden_size, 3 * hidden_size)
+        self.build_gate_kernels(input_size, hidden_size, 3, time_input=True, time_before_recurrent=True)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -72,10 +71,9 @@ class RNNDeltaTCell(Cell):
         return self.input_kernel(self.gru_input(x))
 
     def step(self, u: Tensor, state: Tensor, dt: Tensor) -> Tensor:
-        gi = u + dt.to(u.dtype).unsqueeze(-1) * self.time_kernel
-        return gru_update(gi, self.recurrent_kernel(state), state)
+        return gru_update(self.add_time_input(u, dt), self.recurrent_kernel(state), state)
 
-    def regularized_weights(self) -> List[Tensor]:
+    def regularized_weights(self) -> List[Tensor]:  # this order (not GateKernels'), as before
         return [self.input_kernel.weight, self.time_kernel, self.recurrent_kernel.weight]
 
     def extra_repr(self) -> str:

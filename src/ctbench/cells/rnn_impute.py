@@ -31,17 +31,18 @@ cell never sees):
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from ctbench.cells.base import Cell, State
 from ctbench.cells.gru import gru_update
+from ctbench.cells.kernels import GateKernels
 from ctbench.cells.rnn_delta_t import split_masked_input
 
 
-class RNNImputeCell(Cell):
+class RNNImputeCell(GateKernels, Cell):
     """GRU on input-decay-imputed values; ``input_size`` = 2F ([values, mask]). State ``(h, delta)``."""
 
     def __init__(
@@ -68,12 +69,7 @@ class RNNImputeCell(Cell):
             self.register_buffer("mean", mean.clone())
         self.decay_weight = nn.Parameter(torch.empty(self.n_features))
         self.decay_bias = nn.Parameter(torch.zeros(self.n_features))
-        self.input_kernel = nn.Linear(input_size, 3 * hidden_size)
-        if time_input:
-            self.time_kernel = nn.Parameter(torch.empty(3 * hidden_size))
-        else:
-            self.register_parameter("time_kernel", None)
-        self.recurrent_kernel = nn.Linear(hidden_size, 3 * hidden_size)
+        self.build_gate_kernels(input_size, hidden_size, 3, time_input=time_input, time_before_recurrent=True)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -91,6 +87,8 @@ class RNNImputeCell(Cell):
             torch.zeros(batch_size, self.n_features, device=device, dtype=dtype),
         )
 
+    project_inputs = Cell.project_inputs  # identity: imputation needs the raw [x_ff, m] in step
+
     def impute(self, values: Tensor, mask: Tensor, delta: Tensor) -> Tensor:
         """x_hat from the forward-filled values, the mask and the time since each feature's last observation."""
         decay = torch.exp(-torch.clamp(self.decay_weight * delta + self.decay_bias, 0.0, 1000.0))
@@ -103,20 +101,12 @@ class RNNImputeCell(Cell):
         dtc = dt.to(u.dtype).unsqueeze(-1)
         delta = delta + dtc
         x_hat = self.impute(values, mask, delta)
-        gi = self.input_kernel(torch.cat([x_hat, mask], dim=-1))
-        if self.time_kernel is not None:
-            gi = gi + dtc * self.time_kernel
+        gi = self.add_time_input(self.input_kernel(torch.cat([x_hat, mask], dim=-1)), dt)
         h_new = gru_update(gi, self.recurrent_kernel(h), h)
         return (h_new, (1.0 - mask) * delta)
 
     def output(self, state: State) -> Tensor:
         return state[0]
-
-    def regularized_weights(self) -> List[Tensor]:
-        weights = [self.input_kernel.weight, self.recurrent_kernel.weight]
-        if self.time_kernel is not None:
-            weights.append(self.time_kernel)
-        return weights
 
     def extra_repr(self) -> str:
         return f"n_features={self.n_features}, time_input={self.time_input}"
