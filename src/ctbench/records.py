@@ -7,6 +7,7 @@ the progress bar are left out, so moving the data folder does not re-run a table
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -117,8 +118,13 @@ def versions() -> Dict[str, str]:
     return found
 
 
+@functools.lru_cache(maxsize=None)
 def git_commit() -> str:
-    """The checkout's commit, with ``+dirty`` when tracked files differ from it."""
+    """The checkout's commit, with ``+dirty`` when tracked files differ from it.
+
+    Cached: the first call (``ctbench.train`` makes it at import) names the code this process
+    loaded, even if the checkout moves on while a long multirun is still going.
+    """
     root = Path(__file__).resolve().parents[2]
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()

@@ -31,6 +31,7 @@ from ctbench.sequence import SequenceModel
 from ctbench.task import METRIC_DIRECTION, BestWeights, SequenceTask
 
 NOT_CONSTRUCTOR_ARGS = ("name", "display_name")
+records.git_commit()  # pin the commit of the code this process runs (see records.git_commit)
 
 
 def _instantiate(node: DictConfig, **kwargs: Any) -> Any:
