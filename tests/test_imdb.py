@@ -30,6 +30,7 @@ from ctbench.data.imdb import (
 )
 
 REFERENCE = Path("/work/shared/reference/published_tables.md")
+REPO = Path(__file__).resolve().parents[1]
 FIXTURE_OVERRIDES = dict(expected_per_folder=None, expected_index_words=None)
 
 
@@ -507,7 +508,13 @@ def test_model_embeds_tokens(imdb_dir, one_thread):
     assert out.shape == (3, 10)
 
 
-@pytest.mark.parametrize("row", ["LSTM", "LTC", "Cf-S (ours)", "CfC-noGate (ours)", "CfC (ours)", "CfC-mmRNN (ours)"])
+def _ed8_runnable() -> list[str]:
+    from ctbench.published import load_table
+
+    return [r.name for r in load_table("ed8").runnable_rows]
+
+
+@pytest.mark.parametrize("row", _ed8_runnable())
 def test_ed8_rows_build_and_run(imdb_dir, row, one_thread):
     """Every runnable row of the table composes (with its overrides) and gives logits."""
     from ctbench.config import compose
@@ -520,8 +527,11 @@ def test_ed8_rows_build_and_run(imdb_dir, row, one_thread):
     dm = build_datamodule(cfg)
     dm.setup()
     model = build_model(cfg, dm)
+    assert cfg.experiment.name == f"imdb_{r.model}" and "ed8" in cfg.experiment.tables
     out = model.eval()(dm.splits["test"][[0, 1]])
-    assert out.shape == (2, 2 if r.model == "lstm" else 10) and bool(out.isfinite().all())
+    # every row, the re-run LSTM baseline included (experiment/imdb_lstm.yaml), keeps the authors' Dense(10)
+    assert cfg.sequence.n_outputs == 10
+    assert out.shape == (2, 10) and bool(out.isfinite().all())
 
 
 @pytest.mark.parametrize("protocol", ["paper", "clean"])
@@ -571,8 +581,12 @@ def test_ed8_table():
     assert [r.name for r in t.rows] == ED8_ORDER
     assert all(r.time_min is None for r in t.rows)
     models = {r.name: r.model for r in t.rows if r.model}
-    assert models == {"LSTM": "lstm", "LTC": "ltc", "Cf-S (ours)": "cfs", "CfC-noGate (ours)": "cfc_nogate",
+    assert models == {"LSTM": "lstm", "GRU": "gru", "ReLU GRU": "relu_gru", "Vanilla RNN": "vanilla_rnn",
+                      "coRNN": "cornn", "LTC": "ltc", "Cf-S (ours)": "cfs", "CfC-noGate (ours)": "cfc_nogate",
                       "CfC (ours)": "cfc", "CfC-mmRNN (ours)": "cfc_mmrnn"}
+    assert [r.name for r in t.rows if not r.runnable] == ["HiPPO-LagT", "HiPPO-LegS", "LMU", "Skip LSTM", "expRNN"]
+    for r in t.runnable_rows:  # each runs through its own experiment, without row overrides
+        assert r.overrides == () and (REPO / "conf" / "experiment" / f"imdb_{r.model}.yaml").is_file(), r.name
     for name in ("GRU", "ReLU GRU", "Skip LSTM"):
         assert t.row(name).std_na
     assert t.row("CfC (ours)").code_comment_differs and t.row("CfC (ours)").code_comment.startswith("85.91 ± 0.99")

@@ -12,6 +12,7 @@ from ctbench import published
 from ctbench.published import NA, TableError, UnknownTableError, load_table, parse_table, resolve_id
 
 REFERENCE = Path("/work/shared/reference/published_tables.md")
+REPO = Path(__file__).resolve().parents[1]
 
 TABLE3_ORDER = [
     "ODE-RNN", "CT-RNN", "Augmented LSTM", "CT-GRU", "RNN-Decay", "Bi-directional RNN", "GRU-D",
@@ -62,9 +63,16 @@ def test_table3_cells(t3, name, mean, std, time, bold, source):
 def test_table3_models_and_provenance(t3):
     models = {r.name: r.model for r in t3.rows if r.model}
     assert models == {
-        "ODE-RNN": "ode_rnn", "Augmented LSTM": "lstm_aug", "LTC": "ltc", "Cf-S (ours)": "cfs",
-        "CfC-noGate (ours)": "cfc_nogate", "CfC (ours)": "cfc", "CfC-mmRNN (ours)": "cfc_mmrnn",
+        "ODE-RNN": "ode_rnn", "CT-RNN": "ct_rnn", "Augmented LSTM": "lstm_aug", "CT-GRU": "ct_gru",
+        "RNN-Decay": "rnn_decay", "Bi-directional RNN": "bidirect", "GRU-D": "gru_d",
+        "PhasedLSTM": "phased_lstm", "GRU-ODE": "gru_ode", "CT-LSTM": "ct_lstm", "ODE-LSTM": "ode_lstm",
+        "coRNN": "cornn", "Lipschitz RNN": "lipschitz_rnn", "LTC": "ltc", "Transformer": "transformer",
+        "Cf-S (ours)": "cfs", "CfC-noGate (ours)": "cfc_nogate", "CfC (ours)": "cfc", "CfC-mmRNN (ours)": "cfc_mmrnn",
     }
+    assert list(models) == TABLE3_ORDER  # every row of the table is runnable
+    assert [r.model for r in t3.runnable_rows] == list(models.values())
+    for r in t3.rows:
+        assert (REPO / "conf" / "model" / f"{r.model}.yaml").is_file(), r.model
     for r in t3.rows:
         if r.source == "borrowed":
             assert "ODE-LSTM" in r.borrowed_from

@@ -18,8 +18,13 @@ from ctbench import tables
 from ctbench.records import load_records
 from ctbench.published import load_table, parse_table
 
-RUNNABLE = ["ode_rnn", "lstm_aug", "ltc", "cfs", "cfc_nogate", "cfc", "cfc_mmrnn"]
+#: the models of table3's runnable rows, in the paper's row order (the order reproduce plans them);
+#: derived from the registry so that a baseline landing in conf/table/table3.yaml needs no edit here
+RUNNABLE = [r.model for r in load_table("table3").runnable_rows]
 BUDGET_SEEDS = {"smoke": 2, "paper": None}
+SMOKE_RUNS = BUDGET_SEEDS["smoke"] * len(RUNNABLE)  # planned runs of table3 at the smoke budget
+#: the 1-based row number of LTC in the rendered table3 (all rows are numbered, runnable or not)
+LTC_ROW_NO = 1 + [r.name for r in load_table("table3").rows].index("LTC")
 
 
 # --------------------------------------------------------------------------- fakes
@@ -191,13 +196,15 @@ def test_welch_small_n_and_zero_spread():
 def test_reproduce_runs_all_then_skips(tmp_path):
     lines = []
     s = run(tmp_path, log=lines.append, render_after=False)
-    assert (s.planned, s.skipped, s.ran, s.failed) == (14, 0, 14, [])
-    assert len(list((tmp_path / "runs").glob("*.json"))) == 14
+    n = SMOKE_RUNS
+    assert len(RUNNABLE) == len(set(RUNNABLE)) >= 7 and n == 2 * len(RUNNABLE)
+    assert (s.planned, s.skipped, s.ran, s.failed) == (n, 0, n, [])
+    assert len(list((tmp_path / "runs").glob("*.json"))) == n
     assert any("running: LTC seed 1" in l and "left" in l and "failed" in l for l in lines)
-    assert lines[-1].startswith("[table3] 14/14 done · 0 running · 0 left · 0 failed")
+    assert lines[-1].startswith(f"[table3] {n}/{n} done · 0 running · 0 left · 0 failed")
     runner = FakeRunner()
     s2 = run(tmp_path, runner=runner, render_after=False)
-    assert runner.calls == [] and s2.skipped == 14 and s2.ran == 0
+    assert runner.calls == [] and s2.skipped == n and s2.ran == 0
     recs = load_records(tmp_path / "runs")
     res = {rr.row.model: rr for rr in tables.aggregate(load_table("table3"), recs, "smoke", "paper")}
     assert res["cfc"].stats.n == 2
@@ -211,15 +218,17 @@ def test_reproduce_resumes_after_kill(tmp_path):
     assert len(recs) == 5  # the five finished before the kill stay
     runner = FakeRunner()
     s = run(tmp_path, runner=runner, render_after=False)
-    assert s.skipped == 5 and s.ran == 9 and len(runner.calls) == 9
-    first_five = [("ode_rnn", 0), ("ode_rnn", 1), ("lstm_aug", 0), ("lstm_aug", 1), ("ltc", 0)]
+    assert s.skipped == 5 and s.ran == SMOKE_RUNS - 5 and len(runner.calls) == SMOKE_RUNS - 5
+    # runs are planned row by row, seed by seed: the first five are rows 1-2 (both seeds), row 3 seed 0
+    first_five = [(m, seed) for m in RUNNABLE[:3] for seed in (0, 1)][:5]
     assert not set(first_five) & set(runner.calls)
-    assert len(list((tmp_path / "runs").glob("*.json"))) == 14
+    assert (RUNNABLE[2], 1) in runner.calls
+    assert len(list((tmp_path / "runs").glob("*.json"))) == SMOKE_RUNS
 
 
 def test_reproduce_failed_runs_are_recorded_and_cleared(tmp_path):
     s = run(tmp_path, runner=FakeRunner(fail={"ltc"}))
-    assert s.ran == 12 and len(s.failed) == 2
+    assert s.ran == SMOKE_RUNS - 2 and len(s.failed) == 2
     failed = sorted((tmp_path / "runs").glob("*.failed.json"))
     assert len(failed) == 2
     f = json.loads(failed[0].read_text())
@@ -227,12 +236,12 @@ def test_reproduce_failed_runs_are_recorded_and_cleared(tmp_path):
     assert "model=ltc" in f["overrides"] and "Traceback" in f["traceback"]
     md = (tmp_path / "tables" / "table3.md").read_text()
     assert "## Failed runs" in md and "NaN loss" in md
-    ltc_line = next(l for l in md.splitlines() if l.startswith("| 14 |"))
+    ltc_line = next(l for l in md.splitlines() if l.startswith(f"| {LTC_ROW_NO} |"))
     assert "failed (FloatingPointError" in ltc_line
     assert "within spread" in md or "better" in md or "worse" in md  # other rows still judged
     # a later success removes the failed files and the failure listing
     s2 = run(tmp_path, runner=FakeRunner())
-    assert s2.ran == 2 and s2.skipped == 12
+    assert s2.ran == 2 and s2.skipped == SMOKE_RUNS - 2
     assert not list((tmp_path / "runs").glob("*.failed.json"))
     assert "## Failed runs" not in (tmp_path / "tables" / "table3.md").read_text()
 
@@ -245,7 +254,7 @@ def test_compose_failure_does_not_stop_table(tmp_path):
     s = tables.reproduce("3", budget="smoke", protocol="paper", runs_dir=tmp_path / "runs",
                          out_dir=tmp_path / "tables", runner=FakeRunner(), composer=composer,
                          run_id_fn=fake_run_id, loader=load_records, log=lambda m: None)
-    assert s.ran == 12 and len(s.failed) == 2
+    assert s.ran == SMOKE_RUNS - 2 and len(s.failed) == 2
     md = (tmp_path / "tables" / "table3.md").read_text()
     assert "Could not find" in md
 
@@ -263,12 +272,43 @@ def test_render_smoke_is_partial_and_states_budget(tmp_path):
     assert "TestCPU" in md and "lower is better" in md and "Welch" in md and "sqrt(n/(n−1))" in md
     assert "0.643 ± 0.006" in md and "1.063 ± 0.010" in md  # published at printed precision
     rows = [l for l in md.splitlines() if l.startswith("| ") and l[2].isdigit()]
-    assert len(rows) == 19
-    assert "not run" in rows[1] and "1.198 ± 0.004" in rows[1]  # CT-RNN: no model
+    t3 = load_table("table3")
+    assert len(rows) == len(t3.rows) == 19
+    assert "1.198 ± 0.004" in rows[1] and "CT-RNN" in rows[1]
+    for line, r in zip(rows, t3.rows):  # every run row shows a result, any row without a model "not run"
+        assert line.startswith(f"| {t3.rows.index(r) + 1} |") and r.name in line
+        assert ("not run" in line) == (not r.runnable), line
     png = (tmp_path / "tables" / "table3.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     csv_text = (tmp_path / "tables" / "table3.csv").read_text().splitlines()
     assert len(csv_text) == 20 and csv_text[0].startswith("table,budget,protocol,row")
+
+
+def test_render_row_without_model_is_not_run():
+    """A row with no model config shows its published number and "not run", and does not make a
+    paper-budget table PARTIAL; a runnable row without records does."""
+    t = parse_table({
+        "id": "tx", "title": "T", "status": "known", "metric": "mse", "direction": "lower", "n": 2,
+        "data": "walker2d",
+        "rows": [
+            {"name": "Borrowed", "marker": "†", "mean": 1.198, "std": 0.004, "source": "borrowed",
+             "borrowed_from": "ODE-LSTM", "model": None},
+            {"name": "Ours", "mean": 0.643, "std": 0.006, "source": "self", "model": "cfc"},
+        ],
+    })
+    assert [r.name for r in t.runnable_rows] == ["Ours"]
+    recs = [record("cfc", s, 0.643 + (s - 0.5) * 0.002, budget="paper") for s in range(2)]
+    res = tables.aggregate(t, recs, "paper", "paper")
+    assert [rr.verdict for rr in res] == ["not run", "within spread"]
+    assert res[0].stats is None and res[1].stats.n == 2
+    assert not tables.is_partial(t, res, "paper")
+    md = tables.render_markdown(t, res, "paper", "paper", records=recs)
+    rows = [l for l in md.splitlines() if l.startswith("| ") and l[2].isdigit()]
+    assert len(rows) == 2
+    assert "not run" in rows[0] and "1.198 ± 0.004" in rows[0] and "Borrowed" in rows[0]
+    assert "not run" not in rows[1] and "within spread" in rows[1]
+    none = tables.aggregate(t, [], "paper", "paper")
+    assert [rr.verdict for rr in none] == ["not run", "not run"] and tables.is_partial(t, none, "paper")
 
 
 def test_render_paper_budget_complete_vs_partial(tmp_path):
@@ -324,5 +364,6 @@ def test_reproduce_with_real_compose_and_run_id(tmp_path):
                          out_dir=tmp_path / "t", runner=runner, composer=config.compose,
                          run_id_fn=records.run_id, render_after=False, log=lambda m: None)
     assert s.failed == [] and s.budget == "smoke"
-    assert sorted(m for m, _, _ in seen) == sorted(RUNNABLE)
+    assert sorted(m for m, _, _ in seen) == sorted(RUNNABLE)  # conf/budget/smoke.yaml: one seed
+    assert {(seed, b) for _, seed, b in seen} == {(0, "smoke")}
     assert len(list((tmp_path / "runs").glob("*.json"))) == s.planned == len(seen)

@@ -437,9 +437,13 @@ def test_ed5_table_header_and_models():
     assert resolve_id("arxiv-v2-table4") == resolve_id("extended-data-fig5") == "ed5"
     assert [r.name for r in t.rows] == ED5_ORDER
     assert {r.name: r.model for r in t.rows if r.model} == {
-        "Augmented LSTM": "lstm_aug", "ODE-RNN": "ode_rnn", "LTC": "ltc", "Cf-S (ours)": "cfs",
+        "Augmented LSTM": "lstm_aug", "CT-GRU": "ct_gru", "RNN Decay": "rnn_decay",
+        "Bi-directional RNN": "bidirect", "GRU-D": "gru_d", "PhasedLSTM": "phased_lstm", "CT-LSTM": "ct_lstm",
+        "coRNN": "cornn", "Lipschitz RNN": "lipschitz_rnn", "ODE-RNN": "ode_rnn", "CT-RNN": "ct_rnn",
+        "GRU-ODE": "gru_ode", "ODE-LSTM": "ode_lstm", "LTC": "ltc", "Cf-S (ours)": "cfs",
         "CfC-noGate (ours)": "cfc_nogate", "CfC (ours)": "cfc", "CfC-mmRNN (ours)": "cfc_mmrnn",
     }
+    assert [r.name for r in t.runnable_rows] == ED5_ORDER  # every row of the table is runnable
     assert [c.key for c in t.columns] == ["equidistant", "event_based"] and t.column == "event_based"
     assert "Event-based" in t.heading
     for r in t.rows:
