@@ -5,10 +5,14 @@ PY := $(VENV)/bin/python
 BUDGET ?= paper
 PROTOCOL ?= paper
 TABLES := 2 3 4 ed5 ed6 ed8 ed9
+SWEEP ?= walker2d_cfc
+MODEL ?= my_cell
+TABLE ?= 3
+SEARCHPATH ?= examples/my_cell
 # Real data for tests and runs: ../shared/data when it exists, unless CTBENCH_DATA_MIRROR is set.
 export CTBENCH_DATA_MIRROR ?= $(shell [ -d ../shared/data ] && cd ../shared/data && pwd)
 
-.PHONY: help install test test-all data data-list tables reproduce-all clean
+.PHONY: help install test test-all data data-list tables reproduce-all sweep compare clean
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 24
@@ -43,6 +47,12 @@ reproduce-all: $(addprefix reproduce-table-,$(TABLES))  ## every table
 
 tables:  ## re-render every table from the run records only (no training)
 	@for t in $(TABLES); do $(PY) -m ctbench.tables render $$t --budget $(BUDGET) --protocol $(PROTOCOL); done
+
+sweep:  ## Optuna sweep conf/sweep/$(SWEEP).yaml (TRIALS=n, TIMEOUT=s, STORAGE=url); resumes if killed
+	$(PY) -m ctbench.sweep $(SWEEP) $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(STORAGE),--storage $(STORAGE))
+
+compare:  ## your model (MODEL=<config> in SEARCHPATH=<folder>) against a published table (TABLE=<id>)
+	$(PY) -m ctbench.compare --model $(MODEL) --table $(TABLE) $(if $(SEARCHPATH),--searchpath $(SEARCHPATH)) --budget $(BUDGET) --protocol $(PROTOCOL)
 
 clean:  ## remove caches and logs (keeps results/runs and data/)
 	rm -rf .pytest_cache results/logs outputs multirun

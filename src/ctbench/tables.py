@@ -226,13 +226,17 @@ def aggregate(
     protocol: str,
     failures: Iterable[dict] = (),
     alpha: float = ALPHA,
+    extra_rows: Sequence[Row] = (),
 ) -> list[RowResult]:
-    """One :class:`RowResult` per published row, in the paper's order, from run records only."""
+    """One :class:`RowResult` per published row, in the paper's order, from run records only.
+
+    ``extra_rows`` (a user's own models, ``ctbench.compare``) are aggregated the same way, after them.
+    """
     records = list(records)
     failures = list(failures)
     finished_ids = {r.get("run_id") for r in records if r.get("status", "finished") == "finished"}
     results: list[RowResult] = []
-    for row in table.rows:
+    for row in (*table.rows, *extra_rows):
         rr = RowResult(row=row, pub_n=table.row_n(row))
         if row.model is not None:
             matched = [r for r in records if _matches(r, table, row, budget, protocol)]
@@ -635,11 +639,13 @@ def render(
     loader: Loader | None = None,
     today: str | None = None,
     alpha: float = ALPHA,
+    extra_rows: Sequence[Row] = (),
 ) -> RenderResult:
     """Render ``<out_dir>/<id>.md``, ``.csv`` and ``.png`` from the records in ``runs_dir``.
 
     Without ``budget``/``protocol`` it renders the combination found in the records
-    (paper/paper when present, else the one with most records).
+    (paper/paper when present, else the one with most records). ``extra_rows``: rows without a
+    published number added after the paper's (``ctbench.compare``).
     """
     table = load_table(table_id)
     if table.kind == "parameter_counts":  # no runs: build the networks and count
@@ -651,7 +657,7 @@ def render(
     if budget is None or protocol is None:
         b, p = _infer_budget_protocol(table, records)
         budget, protocol = budget or b, protocol or p
-    results = aggregate(table, records, budget, protocol, failures, alpha=alpha)
+    results = aggregate(table, records, budget, protocol, failures, alpha=alpha, extra_rows=extra_rows)
     used = [r for r in records if any(r.get("run_id") in (rr.stats.run_ids if rr.stats else ()) for rr in results)]
     out_dir = Path(out_dir)
     md, csv_path, png = out_dir / f"{table.id}.md", out_dir / f"{table.id}.csv", out_dir / f"{table.id}.png"

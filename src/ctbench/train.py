@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import hydra
 import pytorch_lightning as pl
@@ -168,8 +168,12 @@ def _finish_wandb(loggers: List[Logger]) -> None:
         wandb.finish()
 
 
-def run(cfg: DictConfig) -> Dict[str, Any]:
-    """Train and test one configuration; write and return its record."""
+def run(cfg: DictConfig, extra_callbacks: Sequence[pl.Callback] = ()) -> Dict[str, Any]:
+    """Train and test one configuration; write and return its record.
+
+    ``extra_callbacks`` are added to the trainer's own (e.g. ``ctbench.sweep``'s pruning
+    callback); they do not change the run's identity.
+    """
     rid = records.run_id(cfg)
     if cfg.runtime.num_threads:
         torch.set_num_threads(cfg.runtime.num_threads)
@@ -209,7 +213,7 @@ def run(cfg: DictConfig) -> Dict[str, Any]:
         num_nodes=cfg.trainer.num_nodes,
         precision=cfg.trainer.precision,
         logger=loggers,
-        callbacks=[timer, best],
+        callbacks=[timer, best, *extra_callbacks],
         enable_checkpointing=False,
         enable_model_summary=False,
         enable_progress_bar=cfg.runtime.progress_bar,
