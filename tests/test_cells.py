@@ -187,7 +187,9 @@ def test_project_inputs_on_a_sequence_equals_per_step(name: str) -> None:
     for t in range(6):
         s1 = cell.step(u[:, t], s1, dt[:, t])
         s2 = cell(x[:, t], s2, dt[:, t])
-    torch.testing.assert_close(flat(s1), flat(s2), rtol=1e-6, atol=1e-6)
+    # six float32 steps: a last-bit difference between the batched and per-step projection
+    # may grow by the cell's gain (the gnODE's linear-output MLP on random weights), so relative
+    torch.testing.assert_close(flat(s1), flat(s2), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))

@@ -238,16 +238,8 @@ class GatedNODECell(Cell):
         return self.h0.to(device=device, dtype=dtype).unsqueeze(0).expand(batch_size, -1)
 
     def project_inputs(self, x: Tensor) -> Tensor:
-        """[U x, U* x]: the input parts of F's and G's first layers.
-
-        float32 inputs are projected in float64 and rounded back: a matrix product's last bit
-        depends on the batch shape (BLAS kernels), and the linear-output MLP of F can amplify one
-        ulp over a few steps, so a whole-sequence projection is kept bitwise equal to per-step
-        ones. The cost is one small matrix product per sequence.
-        """
+        """[U x, U* x]: the input parts of F's and G's first layers."""
         weight = torch.cat([self.f_input.weight, self.g_input.weight], dim=0) if self.gated else self.f_input.weight
-        if x.dtype == torch.float32:
-            return nn.functional.linear(x.double(), weight.double()).to(x.dtype)
         return nn.functional.linear(x, weight)
 
     def _split(self, u: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
