@@ -18,6 +18,15 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def no_real_data_mirror(request, monkeypatch):
+    """Fast tests never see the real-data mirror: each builds its own fixture files, and a
+    `missing file` test must not find the real copy that CI's CTBENCH_DATA_MIRROR points at.
+    Slow (real-data) tests keep it."""
+    if request.node.get_closest_marker("slow") is None:
+        monkeypatch.delenv("CTBENCH_DATA_MIRROR", raising=False)
+
+
 @pytest.fixture(scope="session")
 def walker_mirror(tmp_path_factory) -> Path:
     """A mirror folder holding a small walker.zip in the authors' layout."""
