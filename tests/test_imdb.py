@@ -29,7 +29,7 @@ from ctbench.data.imdb import (
     text_to_word_sequence,
 )
 
-REFERENCE = Path("/work/shared/reference/published_tables.md")
+from reference import REFERENCE, hyperparameter_rows
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE_OVERRIDES = dict(expected_per_folder=None, expected_index_words=None)
 
@@ -442,14 +442,7 @@ def test_conf_file_matches_module():
 
 
 def _reference_s3() -> dict:
-    text = REFERENCE.read_text(encoding="utf-8")
-    sec = text.split("### 11.4 IMDB", 1)[1].split("\n### ", 1)[0]
-    rows = {}
-    for line in sec.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 6 and cells[0] and not set(cells[0]) <= {"-"}:
-            rows[cells[0]] = cells[1:]
-    return rows
+    return hyperparameter_rows("### 11.4 IMDB", 5)
 
 
 EXPERIMENT_COLUMN = {"cfs": 0, "cfc": 1, "cfc_nogate": 2, "cfc_mmrnn": 3, "ltc": 4}

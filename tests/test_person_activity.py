@@ -28,7 +28,7 @@ from ctbench.data.person_activity import (
     split_indices,
 )
 
-REFERENCE = Path("/work/shared/reference/published_tables.md")
+from reference import REFERENCE, hyperparameter_rows
 UCI_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/00196/ConfLongDemo_JSI.txt"
 
 
@@ -429,14 +429,7 @@ def test_conf_file_matches_module():
 
 
 def _reference_s116() -> dict:
-    text = REFERENCE.read_text(encoding="utf-8")
-    sec = text.split("### 11.6 Human activity", 1)[1].split("\n## ", 1)[0]
-    rows = {}
-    for line in sec.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 5 and cells[0] and not set(cells[0]) <= {"-"}:
-            rows[cells[0]] = cells[1:]
-    return rows
+    return hyperparameter_rows("### 11.6 Human activity", 4, section_end="\n## ")
 
 
 EXPERIMENT_COLUMN = {"cfs": 0, "cfc": 1, "cfc_nogate": 2, "cfc_mmrnn": 3}

@@ -26,7 +26,7 @@ from ctbench.data.batch import TaskKind
 from ctbench.data.physionet import PARAMS, PhysioNet2012DataModule
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE = Path("/work/shared/reference/published_tables.md")
+from reference import REFERENCE, hyperparameter_rows
 
 # The loader's params list (latent_ode lib/physionet.py = raminmh/CfC duv_physionet.py), verbatim.
 LOADER_PARAMS = [
@@ -535,15 +535,7 @@ def test_conf_file_matches_module():
 
 
 def _reference_s113() -> dict:
-    """published_tables.md §11.3 as {row label: [Cf-S, CfC, CfC-noGate, CfC-mmRNN, LTC]}."""
-    text = REFERENCE.read_text(encoding="utf-8")
-    sec = text.split("### 11.3 PhysioNet 2012", 1)[1].split("\n### ", 1)[0]
-    rows = {}
-    for line in sec.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 6 and cells[0] and not set(cells[0]) <= {"-"}:
-            rows[cells[0]] = cells[1:]
-    return rows
+    return hyperparameter_rows("### 11.3 PhysioNet 2012", 5)
 
 
 EXPERIMENT_COLUMN = {"cfs": 0, "cfc": 1, "cfc_nogate": 2, "cfc_mmrnn": 3, "ltc": 4}

@@ -11,7 +11,7 @@ import yaml
 from ctbench import published
 from ctbench.published import NA, TableError, UnknownTableError, load_table, parse_table, resolve_id
 
-REFERENCE = Path("/work/shared/reference/published_tables.md")
+from reference import REFERENCE
 REPO = Path(__file__).resolve().parents[1]
 
 TABLE3_ORDER = [

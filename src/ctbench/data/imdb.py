@@ -54,7 +54,6 @@ from ctbench.data.archive import (
     fingerprint,
     flatten_splits,
     load_or_build_fingerprinted,
-    locate,
     sha256_file,
     unflatten_splits,
 )
@@ -335,13 +334,7 @@ class IMDBDataModule(SequenceDataModule):
         """The reviews archive under either name (labelled copy first), or the word index."""
         if remote.name in (self.ARCHIVE.name, self.LABELED_ARCHIVE.name):
             remote = self._archive_remote(self.data_dir, self.mirror)
-        return locate(
-            remote,
-            self.data_dir,
-            self.mirror,
-            download=self.download,
-            content_check=lambda path: type(self).check_content(remote, path),
-        )
+        return super().locate(remote)
 
     # -- processing ----------------------------------------------------------------------
     def cache_path(self) -> Path:
