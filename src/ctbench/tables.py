@@ -699,6 +699,18 @@ class ReproduceSummary:
     rendered: RenderResult | None = None
 
 
+def select_rows(table: Table, models: Sequence[str]) -> list[Row]:
+    """The table's runnable rows whose model is in ``models``, in that order (all when empty)."""
+    if not models:
+        return list(table.runnable_rows)
+    by_model = {r.model: r for r in table.runnable_rows}
+    unknown = [m for m in models if m not in by_model]
+    if unknown:
+        raise TableError(f"{table.id} has no runnable row for model(s) {', '.join(unknown)}; "
+                         f"its rows run: {', '.join(by_model)}")
+    return [by_model[m] for m in models]
+
+
 def _cfg_get(cfg: Any, dotted: str, default: Any = None) -> Any:
     try:
         from omegaconf import OmegaConf
@@ -743,6 +755,7 @@ def reproduce(
     extra_overrides: Sequence[str] = (),
     render_after: bool = True,
     log: Callable[[str], None] | None = None,
+    rows: Sequence[str] = (),
 ) -> ReproduceSummary:
     """Run every missing (row, seed) of a table, then render it.
 
@@ -750,7 +763,8 @@ def reproduce(
     ``ctbench.config.compose`` and ``ctbench.records.run_id``. ``budget``/``protocol``/``runs_dir``
     left as None keep the config's defaults. A run that raises an ``Exception`` is written as
     ``<runs_dir>/<run_id>.failed.json`` and the table goes on; KeyboardInterrupt stops the table
-    (finished records stay, and the next call resumes).
+    (finished records stay, and the next call resumes). ``rows``: run only these rows (model
+    config names), in this order; the table still renders every row.
     """
     table = load_table(table_id)
     if log is None:
@@ -783,7 +797,7 @@ def reproduce(
     budget_name, protocol_name, cfg_runs_dir = budget, protocol, runs_dir
     firsts: list[tuple[PlannedRun, int | None]] = []
     budget_k: int | None = None
-    for row in table.runnable_rows:
+    for row in select_rows(table, rows):
         ov0 = [f"data={table.data}", f"model={row.model}", "seed=0"] + common + list(row.overrides) + list(extra_overrides)
         try:
             cfg0 = composer(ov0)
@@ -1024,6 +1038,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                        help="where run records live" + (" (default: cfg.paths.runs_dir)" if name == "reproduce" else ""))
         p.add_argument("--out-dir", default=DEFAULT_OUT_DIR, help="where the .md/.csv/.png go")
         if name == "reproduce":
+            p.add_argument("--rows", default="", help="comma-separated model names: run only these rows, "
+                           "in this order (default: every runnable row)")
             p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     sub.add_parser("list", help="list the known tables")
     args = ap.parse_args(argv)
@@ -1036,7 +1052,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.cmd == "reproduce":
             s = reproduce(args.table, args.budget, args.protocol, args.runs_dir, args.out_dir,
-                          extra_overrides=args.overrides)
+                          extra_overrides=args.overrides,
+                          rows=[m for m in args.rows.split(",") if m])
             if s.failed:
                 print(f"[{s.table}] {len(s.failed)} run(s) failed; see {s.runs_dir}/*{FAILED_SUFFIX}",
                       file=sys.stderr)
