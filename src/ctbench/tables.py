@@ -1042,7 +1042,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                            "in this order (default: every runnable row)")
             p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     sub.add_parser("list", help="list the known tables")
-    args = ap.parse_args(argv)
+    # Hydra overrides may come before or after the options (argparse alone would reject
+    # ``reproduce ed6 --budget quick seed=0``).
+    args, extra = ap.parse_known_args(argv)
+    if extra and (args.cmd != "reproduce" or any(e.startswith("-") for e in extra)):
+        ap.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.overrides = list(args.overrides) + extra
     try:
         if args.cmd == "list":
             for tid in known_tables():
