@@ -341,7 +341,7 @@ def test_experiment_configs(model):
     assert cfg.experiment.name == f"etsmnist_{model}" and "table4" in cfg.experiment.tables
     c, o = cfg.model.cell, cfg.optim
     assert (c.hidden_size, c.backbone_units, c.backbone_layers, c.backbone_activation, c.backbone_dropout) == (64, 128, 1, "gelu", 0.0)
-    assert (o.name, o.lr, o.decay_lr, o.clipnorm, o.weight_decay, o.eps, o.rho) == ("rmsprop", 0.0005, 1.0, 0.0, 0.0, 1e-7, 0.9)
+    assert (o.name, o.lr, o.decay_lr, o.clipnorm, o.weight_decay, o.eps, o.rho) == ("keras_rmsprop", 0.0005, 1.0, 0.0, 0.0, 1e-7, 0.9)
     assert cfg.data.batch_size == 128 and cfg.train.epochs == 200
     if model == "cfc_mmrnn":
         assert c.forget_bias == 3.0

@@ -290,9 +290,9 @@ def test_conf_file_matches_module():
 # published_tables.md §11.1 (code values; CfC decay_lr 0.95 from the code, Table S1 says 0.7)
 XOR_HP = {
     "cfs": dict(clip=5.0, opt="adam", bs=256, hidden=64, lr=0.005, decay=0.9, act="silu", dr=0.0, units=64, wd=3e-05),
-    "cfc": dict(clip=1.0, opt="rmsprop", bs=128, hidden=192, lr=0.05, decay=0.95, act="relu", dr=0.0, units=128, wd=3e-06),
-    "cfc_nogate": dict(clip=10.0, opt="rmsprop", bs=128, hidden=128, lr=0.005, decay=0.95, act="silu", dr=0.3, units=192, wd=5e-06),
-    "cfc_mmrnn": dict(clip=10.0, opt="rmsprop", bs=128, hidden=64, lr=0.005, decay=0.95, act="relu", dr=0.0, units=128, wd=2e-06),
+    "cfc": dict(clip=1.0, opt="keras_rmsprop", bs=128, hidden=192, lr=0.05, decay=0.95, act="relu", dr=0.0, units=128, wd=3e-06),
+    "cfc_nogate": dict(clip=10.0, opt="keras_rmsprop", bs=128, hidden=128, lr=0.005, decay=0.95, act="silu", dr=0.3, units=192, wd=5e-06),
+    "cfc_mmrnn": dict(clip=10.0, opt="keras_rmsprop", bs=128, hidden=64, lr=0.005, decay=0.95, act="relu", dr=0.0, units=128, wd=2e-06),
     "ltc": dict(clip=5.0, opt="adam", bs=256, hidden=64, lr=0.005, decay=0.9, wd=3e-05),
 }
 

@@ -6,7 +6,7 @@ recipe reproduces both of the authors' frameworks, chosen by config:
 - TF/Keras scripts (Walker2d, IMDB, XOR, ET-sMNIST): ``clip_mode=per_tensor`` (Keras
   ``clipnorm`` clips each gradient tensor on its own), ``weight_decay_mode=l2_kernels`` (an
   L2 loss term on the kernels), ``decay_every=step`` (a smooth ExponentialDecay worth
-  ``decay_lr`` per epoch).
+  ``decay_lr`` per epoch), and ``name=keras_rmsprop`` for Keras' RMSprop (``ctbench.optim``).
 - torch scripts (PhysioNet, person activity): ``clip_mode=global``, ``weight_decay_mode``
   ``decoupled`` (AdamW) or ``coupled`` (Adam's weight_decay), ``decay_every=epoch``.
 """
@@ -25,10 +25,11 @@ from sklearn.metrics import roc_auc_score
 from torch import Tensor
 
 from ctbench.data.batch import Batch, TaskKind
+from ctbench.optim import KerasRMSprop
 from ctbench.sequence import SequenceModel
 
 METRIC_DIRECTION = {"mse": "min", "accuracy": "max", "auroc": "max"}
-OPTIMIZERS = ("adam", "adamw", "rmsprop")
+OPTIMIZERS = ("adam", "adamw", "rmsprop", "keras_rmsprop")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -134,7 +135,11 @@ class SequenceTask(pl.LightningModule):
             optimizer = torch.optim.AdamW(params, lr=lr, eps=eps, weight_decay=optimizer_wd)
         elif o["name"] == "adam":
             optimizer = torch.optim.Adam(params, lr=lr, eps=eps, weight_decay=optimizer_wd)
-        else:
+        elif o["name"] == "keras_rmsprop":
+            if optimizer_wd:
+                raise ValueError("keras_rmsprop has no weight_decay of its own: use weight_decay_mode=l2_kernels")
+            optimizer = KerasRMSprop(params, lr=lr, rho=o.get("rho", 0.9), eps=eps)
+        else:  # rmsprop (checked in __init__)
             optimizer = torch.optim.RMSprop(params, lr=lr, alpha=o.get("rho", 0.9), eps=eps, weight_decay=optimizer_wd)
         decay = o.get("decay_lr", 1.0)
         if o.get("decay_every", "epoch") == "step":
