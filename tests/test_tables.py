@@ -367,3 +367,24 @@ def test_reproduce_with_real_compose_and_run_id(tmp_path):
     assert sorted(m for m, _, _ in seen) == sorted(RUNNABLE)  # conf/budget/smoke.yaml: one seed
     assert {(seed, b) for _, seed, b in seen} == {(0, "smoke")}
     assert len(list((tmp_path / "runs").glob("*.json"))) == s.planned == len(seen)
+
+
+# --------------------------------------------------------------------------- stale records
+
+
+def test_stale_records_are_flagged_or_dropped():
+    t3 = load_table("table3")
+    cfc = next(r for r in t3.rows if r.model == "cfc")
+    now = {"optim": {"name": "keras_rmsprop", "lr": 0.01}, "seed": 0, "experiment": {"source": "new text"}}
+    old_cfg = {"optim": {"name": "rmsprop", "lr": 0.01}, "seed": 1, "experiment": {"source": "old text"}}
+    cur_cfg = {"optim": {"name": "keras_rmsprop", "lr": 0.01}, "seed": 1, "experiment": {"source": "other"}}
+    assert tables.config_differences(old_cfg, now) == ["optim.name"]
+    assert tables.config_differences(cur_cfg, now) == []  # seed and experiment text do not count
+    old = [record("cfc", s, 0.9 + s, run_id=f"old{s}", config=old_cfg) for s in range(2)]
+    current = {cfc.name: now}
+    only_old = {rr.row.model: rr for rr in tables.aggregate(t3, old, "smoke", "paper", current_configs=current)}["cfc"]
+    assert only_old.stats.n == 2 and only_old.stale_keys == ("optim.name",)
+    assert "older config (changed: optim.name)" in tables._verdict_text(only_old)
+    new = [record("cfc", 0, 0.5, run_id="new0", config=cur_cfg)]
+    mixed = {rr.row.model: rr for rr in tables.aggregate(t3, old + new, "smoke", "paper", current_configs=current)}["cfc"]
+    assert (mixed.stats.n, mixed.stats.mean, mixed.stale_dropped, mixed.stale_keys) == (1, 0.5, 2, ())

@@ -33,7 +33,7 @@ import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import yaml
@@ -204,6 +204,8 @@ class RowResult:
     diff: float | None = None
     duplicates_dropped: int = 0
     metric_mismatch: int = 0
+    stale_dropped: int = 0  # older-config records ignored because current ones exist
+    stale_keys: tuple[str, ...] = ()  # set when the shown runs come from an older config
 
 
 def _failure_matches(f: dict, table: Table, row: Row, budget: str, protocol: str) -> bool:
@@ -219,6 +221,30 @@ def _failure_matches(f: dict, table: Table, row: Row, budget: str, protocol: str
     )
 
 
+# Keys of a record's config that do not make it stale: the seed, and the experiment's
+# descriptive fields (name, source, the tables it feeds).
+_NOT_STALENESS = ("seed", "experiment")
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def config_differences(record_config: dict, current: dict) -> list[str]:
+    """Dotted keys whose value differs between a record's config and the current one."""
+    a = {k: v for k, v in _flatten(record_config).items() if k.split(".")[0] not in _NOT_STALENESS}
+    b = {k: v for k, v in _flatten(current).items() if k.split(".")[0] not in _NOT_STALENESS}
+    return sorted(k for k in a.keys() | b.keys() if a.get(k, _MISSING) != b.get(k, _MISSING))
+
+
+_MISSING = object()
+
+
 def aggregate(
     table: Table,
     records: Iterable[dict],
@@ -227,10 +253,14 @@ def aggregate(
     failures: Iterable[dict] = (),
     alpha: float = ALPHA,
     extra_rows: Sequence[Row] = (),
+    current_configs: Mapping[str, dict] | None = None,
 ) -> list[RowResult]:
     """One :class:`RowResult` per published row, in the paper's order, from run records only.
 
     ``extra_rows`` (a user's own models, ``ctbench.compare``) are aggregated the same way, after them.
+    ``current_configs`` (row name -> the config the row runs now, as ``records.identity``): records
+    made with another config are stale. A row uses its current records when it has any; a row with
+    only stale records shows them, flagged with the keys that changed.
     """
     records = list(records)
     failures = list(failures)
@@ -242,6 +272,16 @@ def aggregate(
             matched = [r for r in records if _matches(r, table, row, budget, protocol)]
             good = [r for r in matched if r.get("metric", table.metric) == table.metric]
             rr.metric_mismatch = len(matched) - len(good)
+            current = (current_configs or {}).get(row.name)
+            if current is not None:
+                # a record without a config (hand-written, or from before records kept one) is not judged
+                diffs = {r.get("run_id"): config_differences(r["config"], current) if r.get("config") else [] for r in good}
+                fresh = [r for r in good if not diffs[r.get("run_id")]]
+                if fresh:
+                    rr.stale_dropped = len(good) - len(fresh)
+                    good = fresh
+                elif good:
+                    rr.stale_keys = tuple(sorted({k for r in good for k in diffs[r.get("run_id")]}))
             by_seed: dict[Any, dict] = {}
             for r in sorted(good, key=lambda r: r["created"]):  # newest record wins per seed
                 if r.get("test_metric") is None or not math.isfinite(float(r["test_metric"])):
@@ -361,6 +401,8 @@ def _verdict_text(rr: RowResult) -> str:
         text += f" (p={rr.p_value:.2g})"
     if rr.stats is not None and rr.failures:
         text += f"; {len(rr.failures)} failed"
+    if rr.stale_keys:
+        text += f"; ⚠ runs from an older config (changed: {_one_line(', '.join(rr.stale_keys), 80)})"
     return text
 
 
@@ -484,6 +526,16 @@ def render_markdown(
     dups = sum(rr.duplicates_dropped for rr in results)
     if dups:
         notes.append(f"{dups} older record(s) for an already recorded seed were ignored (newest kept).")
+    stale = [rr.row.name for rr in results if rr.stale_keys]
+    if stale:
+        notes.append(
+            "⚠ " + ", ".join(stale) + ": every record of the row was made with a config that has changed "
+            "since (the keys are in the verdict); the numbers are those runs' and the row needs re-running "
+            "(`make reproduce-table-X` runs only what is missing)."
+        )
+    dropped = sum(rr.stale_dropped for rr in results)
+    if dropped:
+        notes.append(f"{dropped} record(s) made with an older config were ignored (records of the current config exist).")
     mism = sum(rr.metric_mismatch for rr in results)
     if mism:
         notes.append(f"{mism} record(s) with a metric other than {table.metric} were ignored.")
@@ -617,6 +669,26 @@ def _infer_budget_protocol(table: Table, records: Sequence[dict]) -> tuple[str, 
     return str(b), str(p)
 
 
+def current_row_configs(table: Table, budget: str, protocol: str, rows: Sequence[Row],
+                        composer: Composer | None = None) -> dict[str, dict]:
+    """Row name -> the identity config its seed-0 run would have now (rows that do not compose are left out)."""
+    from ctbench.records import identity
+
+    if composer is None:
+        from ctbench.config import compose as composer  # type: ignore[no-redef]
+    out: dict[str, dict] = {}
+    for row in rows:
+        if row.model is None:
+            continue
+        try:
+            cfg = composer([f"data={table.data}", f"model={row.model}", "seed=0", f"budget={budget}",
+                            f"protocol={protocol}", *row.overrides])
+            out[row.name] = identity(cfg)
+        except Exception:  # noqa: BLE001 - e.g. a user's model outside the search path: not judged
+            continue
+    return out
+
+
 @dataclass
 class RenderResult:
     table: Table
@@ -640,12 +712,15 @@ def render(
     today: str | None = None,
     alpha: float = ALPHA,
     extra_rows: Sequence[Row] = (),
+    composer: Composer | None = None,
 ) -> RenderResult:
     """Render ``<out_dir>/<id>.md``, ``.csv`` and ``.png`` from the records in ``runs_dir``.
 
     Without ``budget``/``protocol`` it renders the combination found in the records
     (paper/paper when present, else the one with most records). ``extra_rows``: rows without a
-    published number added after the paper's (``ctbench.compare``).
+    published number added after the paper's (``ctbench.compare``). ``composer`` (default
+    ``ctbench.config.compose``) gives each row's current config, against which records are
+    checked for staleness (:func:`aggregate`).
     """
     table = load_table(table_id)
     if table.kind == "parameter_counts":  # no runs: build the networks and count
@@ -657,7 +732,9 @@ def render(
     if budget is None or protocol is None:
         b, p = _infer_budget_protocol(table, records)
         budget, protocol = budget or b, protocol or p
-    results = aggregate(table, records, budget, protocol, failures, alpha=alpha, extra_rows=extra_rows)
+    current = current_row_configs(table, budget, protocol, (*table.rows, *extra_rows), composer)
+    results = aggregate(table, records, budget, protocol, failures, alpha=alpha, extra_rows=extra_rows,
+                        current_configs=current)
     used = [r for r in records if any(r.get("run_id") in (rr.stats.run_ids if rr.stats else ()) for rr in results)]
     out_dir = Path(out_dir)
     md, csv_path, png = out_dir / f"{table.id}.md", out_dir / f"{table.id}.csv", out_dir / f"{table.id}.png"
@@ -893,7 +970,8 @@ def reproduce(
         raise
     progress(None)
     if render_after:
-        summary.rendered = render(table.id, budget_name, protocol_name, rdir, out_dir, loader=loader)
+        summary.rendered = render(table.id, budget_name, protocol_name, rdir, out_dir, loader=loader,
+                                  composer=composer)
         log(f"[{table.id}] rendered {summary.rendered.md}, {summary.rendered.csv.name}, "
             f"{summary.rendered.png.name}" + (" (PARTIAL)" if summary.rendered.partial else ""))
     return summary
