@@ -388,3 +388,16 @@ def test_stale_records_are_flagged_or_dropped():
     new = [record("cfc", 0, 0.5, run_id="new0", config=cur_cfg)]
     mixed = {rr.row.model: rr for rr in tables.aggregate(t3, old + new, "smoke", "paper", current_configs=current)}["cfc"]
     assert (mixed.stats.n, mixed.stats.mean, mixed.stale_dropped, mixed.stale_keys) == (1, 0.5, 2, ())
+
+
+def test_reproduce_puts_every_run_of_a_table_in_one_wandb_group(tmp_path):
+    seen: list[list[str]] = []
+
+    def composer(overrides):
+        seen.append(list(overrides))
+        return fake_compose([o for o in overrides if not o.startswith("logger.")])
+
+    tables.reproduce("table3", budget="smoke", protocol="paper", runs_dir=tmp_path / "runs",
+                     out_dir=tmp_path / "tables", runner=FakeRunner(), composer=composer,
+                     run_id_fn=fake_run_id, loader=load_records, log=lambda m: None, render_after=False)
+    assert seen and all("logger.wandb.group=table-table3-smoke-paper" in o for o in seen)

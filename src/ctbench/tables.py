@@ -866,6 +866,8 @@ def reproduce(
         common.append(f"protocol={protocol}")
     if runs_dir is not None:
         common.append(f"paths.runs_dir={Path(runs_dir).as_posix()}")
+    # one W&B group per table rebuild (the logger is not part of a run's identity)
+    common.append(f"logger.wandb.group=table-{table.id}-{budget or 'default'}-{protocol or 'default'}")
 
     # ---- plan: compose every (row, seed) first, so counts and names are known up front.
     # Seed 0 of every row first: the budget's seed count is then known even for a row whose
