@@ -40,8 +40,8 @@ data:  ## download, verify and cache every dataset that can be had
 data-list:  ## print each dataset's state: ready, missing (and how to get it) or corrupt
 	$(PY) -m ctbench.cli data list
 
-reproduce-table-%:  ## re-run a paper table (BUDGET=smoke|quick|paper, PROTOCOL=paper|clean) and render it
-	$(PY) -m ctbench.tables reproduce $* --budget $(BUDGET) --protocol $(PROTOCOL)
+reproduce-table-%:  ## re-run a paper table (BUDGET=smoke|quick|short|paper, PROTOCOL=paper|clean, optional ROWS=cfc,lstm COLUMN=equidistant) and render it
+	$(PY) -m ctbench.tables reproduce $* --budget $(BUDGET) --protocol $(PROTOCOL) $(if $(ROWS),--rows $(ROWS)) $(if $(COLUMN),--column $(COLUMN))
 
 reproduce-all: $(addprefix reproduce-table-,$(TABLES))  ## every table
 

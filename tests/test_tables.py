@@ -401,3 +401,27 @@ def test_reproduce_puts_every_run_of_a_table_in_one_wandb_group(tmp_path):
                      out_dir=tmp_path / "tables", runner=FakeRunner(), composer=composer,
                      run_id_fn=fake_run_id, loader=load_records, log=lambda m: None, render_after=False)
     assert seen and all("logger.wandb.group=table-table3-smoke-paper" in o for o in seen)
+
+
+def test_ed5_equidistant_column_runs_with_its_overrides_and_renders_to_its_own_files(tmp_path):
+    seen: list[list[str]] = []
+
+    def composer(overrides):
+        seen.append(list(overrides))
+        return fake_compose([o for o in overrides if not o.startswith(("logger.", "data."))])
+
+    s = tables.reproduce("ed5", budget="smoke", protocol="paper", runs_dir=tmp_path / "runs",
+                         out_dir=tmp_path / "tables", runner=FakeRunner(), composer=composer,
+                         run_id_fn=fake_run_id, loader=load_records, log=lambda m: None,
+                         rows=["cfc"], column="equidistant")
+    assert seen and all("data.encoding=equidistant" in o for o in seen)
+    assert s.rendered.md.name == "ed5-equidistant.md" and s.rendered.md.is_file()
+    assert "Equidistant" in s.rendered.md.read_text()
+    assert tables.output_stem("ed5", "event_based") == "ed5" and tables.output_stem("ed5", None) == "ed5"
+
+
+def test_reproduce_rows_subset_in_order_and_unknown_row_refused(tmp_path):
+    s = run(tmp_path, rows=["cfc_nogate", "cfc"])
+    assert s.planned == 2 * BUDGET_SEEDS["smoke"]
+    with pytest.raises(tables.TableError, match="no runnable row for model"):
+        run(tmp_path, rows=["not_a_model"])

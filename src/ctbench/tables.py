@@ -669,6 +669,12 @@ def _infer_budget_protocol(table: Table, records: Sequence[dict]) -> tuple[str, 
     return str(b), str(p)
 
 
+def output_stem(table_id: str | int, column: str | None) -> str:
+    """``<id>``, or ``<id>-<column>`` when a non-default metric column is rendered."""
+    default = load_table(table_id)
+    return default.id if column is None or column == default.column else f"{default.id}-{column}"
+
+
 def current_row_configs(table: Table, budget: str, protocol: str, rows: Sequence[Row],
                         composer: Composer | None = None) -> dict[str, dict]:
     """Row name -> the identity config its seed-0 run would have now (rows that do not compose are left out)."""
@@ -713,6 +719,7 @@ def render(
     alpha: float = ALPHA,
     extra_rows: Sequence[Row] = (),
     composer: Composer | None = None,
+    column: str | None = None,
 ) -> RenderResult:
     """Render ``<out_dir>/<id>.md``, ``.csv`` and ``.png`` from the records in ``runs_dir``.
 
@@ -720,9 +727,10 @@ def render(
     (paper/paper when present, else the one with most records). ``extra_rows``: rows without a
     published number added after the paper's (``ctbench.compare``). ``composer`` (default
     ``ctbench.config.compose``) gives each row's current config, against which records are
-    checked for staleness (:func:`aggregate`).
+    checked for staleness (:func:`aggregate`). ``column``: for a table that prints several metric
+    columns, the one to render (files ``<id>-<column>.*`` unless it is the table's default).
     """
-    table = load_table(table_id)
+    table = load_table(table_id, column=column)
     if table.kind == "parameter_counts":  # no runs: build the networks and count
         return render_parameter_counts(table, budget, protocol, out_dir)
     runs_dir = Path(runs_dir)
@@ -737,7 +745,8 @@ def render(
                         current_configs=current)
     used = [r for r in records if any(r.get("run_id") in (rr.stats.run_ids if rr.stats else ()) for rr in results)]
     out_dir = Path(out_dir)
-    md, csv_path, png = out_dir / f"{table.id}.md", out_dir / f"{table.id}.csv", out_dir / f"{table.id}.png"
+    stem = output_stem(table_id, column)
+    md, csv_path, png = out_dir / f"{stem}.md", out_dir / f"{stem}.csv", out_dir / f"{stem}.png"
     _atomic_write_text(md, render_markdown(table, results, budget, protocol, records=used,
                                            runs_dir=runs_dir, today=today, alpha=alpha))
     _atomic_write_text(csv_path, render_csv(table, results, budget, protocol))
@@ -833,6 +842,7 @@ def reproduce(
     render_after: bool = True,
     log: Callable[[str], None] | None = None,
     rows: Sequence[str] = (),
+    column: str | None = None,
 ) -> ReproduceSummary:
     """Run every missing (row, seed) of a table, then render it.
 
@@ -841,9 +851,10 @@ def reproduce(
     left as None keep the config's defaults. A run that raises an ``Exception`` is written as
     ``<runs_dir>/<run_id>.failed.json`` and the table goes on; KeyboardInterrupt stops the table
     (finished records stay, and the next call resumes). ``rows``: run only these rows (model
-    config names), in this order; the table still renders every row.
+    config names), in this order; the table still renders every row. ``column``: the metric
+    column to reproduce, for tables that print several (its overrides go to every run).
     """
-    table = load_table(table_id)
+    table = load_table(table_id, column=column)
     if log is None:
         def log(msg: str) -> None:
             print(msg, flush=True)
@@ -973,7 +984,7 @@ def reproduce(
     progress(None)
     if render_after:
         summary.rendered = render(table.id, budget_name, protocol_name, rdir, out_dir, loader=loader,
-                                  composer=composer)
+                                  composer=composer, column=column)
         log(f"[{table.id}] rendered {summary.rendered.md}, {summary.rendered.csv.name}, "
             f"{summary.rendered.png.name}" + (" (PARTIAL)" if summary.rendered.partial else ""))
     return summary
@@ -1117,6 +1128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--runs-dir", default=None if name == "reproduce" else DEFAULT_RUNS_DIR,
                        help="where run records live" + (" (default: cfg.paths.runs_dir)" if name == "reproduce" else ""))
         p.add_argument("--out-dir", default=DEFAULT_OUT_DIR, help="where the .md/.csv/.png go")
+        p.add_argument("--column", default=None, help="for a table printing several metric columns (ed5: "
+                       "equidistant, event_based), the one to use (default: the table's)")
         if name == "reproduce":
             p.add_argument("--rows", default="", help="comma-separated model names: run only these rows, "
                            "in this order (default: every runnable row)")
@@ -1139,12 +1152,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cmd == "reproduce":
             s = reproduce(args.table, args.budget, args.protocol, args.runs_dir, args.out_dir,
                           extra_overrides=args.overrides,
-                          rows=[m for m in args.rows.split(",") if m])
+                          rows=[m for m in args.rows.split(",") if m], column=args.column)
             if s.failed:
                 print(f"[{s.table}] {len(s.failed)} run(s) failed; see {s.runs_dir}/*{FAILED_SUFFIX}",
                       file=sys.stderr)
             return 0
-        r = render(args.table, args.budget, args.protocol, args.runs_dir, args.out_dir)
+        r = render(args.table, args.budget, args.protocol, args.runs_dir, args.out_dir, column=args.column)
         print(f"wrote {r.md}, {r.csv}, {r.png}" + (" (PARTIAL)" if r.partial else ""))
         return 0
     except TableError as e:
