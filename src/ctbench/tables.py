@@ -63,6 +63,7 @@ N_LT_2 = "n<2"
 NOT_RUN = "not run"
 FAILED = "failed"
 NO_PUBLISHED = "no published number"
+NOT_IN_PAPER = "not in the paper"
 NO_PUBLISHED_PM = "no published ±"
 
 DEFAULT_RUNS_DIR = "results/runs"
@@ -315,6 +316,9 @@ def _judge(rr: RowResult, table: Table, alpha: float) -> None:
     if st is None:
         rr.verdict = FAILED if rr.failures else NOT_RUN
         return
+    if not row.in_paper:  # a not_in_paper row: nothing to compare with
+        rr.verdict = NOT_IN_PAPER
+        return
     if row.mean is None:
         rr.verdict = NO_PUBLISHED
         return
@@ -383,6 +387,8 @@ def _failure_text(f: dict) -> str:
 
 def _published_text(rr: RowResult, table: Table) -> str:
     row = rr.row
+    if not row.in_paper:
+        return NOT_IN_PAPER
     if row.mean is None:
         return "unknown"
     d = table.decimals
@@ -523,6 +529,10 @@ def render_markdown(
         )
     if any(rr.row.bold for rr in results):
         notes.append("Bold: the paper prints the metric cell in bold.")
+    extra = [f"{rr.row.name}: {rr.row.notes}" if rr.row.notes else rr.row.name for rr in results if not rr.row.in_paper]
+    if extra:
+        notes.append("\"not in the paper\" rows are ctbench additions with no published number, hence no "
+                     "verdict (conf/table/<id>.yaml `not_in_paper`): " + "; ".join(extra))
     dups = sum(rr.duplicates_dropped for rr in results)
     if dups:
         notes.append(f"{dups} older record(s) for an already recorded seed were ignored (newest kept).")
@@ -733,6 +743,7 @@ def render(
     table = load_table(table_id, column=column)
     if table.kind == "parameter_counts":  # no runs: build the networks and count
         return render_parameter_counts(table, budget, protocol, out_dir)
+    extra_rows = (*table.extra_rows, *extra_rows)  # the table's not_in_paper rows first
     runs_dir = Path(runs_dir)
     loader = loader or load_records
     records = [r for r in (loader(runs_dir) if runs_dir.is_dir() else []) if isinstance(r, dict)]
@@ -743,6 +754,7 @@ def render(
     current = current_row_configs(table, budget, protocol, (*table.rows, *extra_rows), composer)
     results = aggregate(table, records, budget, protocol, failures, alpha=alpha, extra_rows=extra_rows,
                         current_configs=current)
+    results = [rr for rr in results if rr.row.in_paper or rr.stats or rr.failures]  # not_in_paper: once run
     used = [r for r in records if any(r.get("run_id") in (rr.stats.run_ids if rr.stats else ()) for rr in results)]
     out_dir = Path(out_dir)
     stem = output_stem(table_id, column)
@@ -786,15 +798,30 @@ class ReproduceSummary:
 
 
 def select_rows(table: Table, models: Sequence[str]) -> list[Row]:
-    """The table's runnable rows whose model is in ``models``, in that order (all when empty)."""
+    """The table's runnable rows whose model is in ``models``, in that order (all when empty).
+
+    A ``not_in_paper`` row runs only when named here.
+    """
     if not models:
         return list(table.runnable_rows)
-    by_model = {r.model: r for r in table.runnable_rows}
+    by_model = {r.model: r for r in (*table.runnable_rows, *table.extra_rows)}  # not_in_paper rows by name only
     unknown = [m for m in models if m not in by_model]
     if unknown:
         raise TableError(f"{table.id} has no runnable row for model(s) {', '.join(unknown)}; "
                          f"its rows run: {', '.join(by_model)}")
     return [by_model[m] for m in models]
+
+
+def run_overrides(budget: str | None, protocol: str | None, runs_dir: Path | str | None) -> list[str]:
+    """The Hydra overrides for the budget, protocol and records folder given (None: the config's)."""
+    common: list[str] = []
+    if budget is not None:
+        common.append(f"budget={budget}")
+    if protocol is not None:
+        common.append(f"protocol={protocol}")
+    if runs_dir is not None:
+        common.append(f"paths.runs_dir={Path(runs_dir).as_posix()}")
+    return common
 
 
 def _cfg_get(cfg: Any, dotted: str, default: Any = None) -> Any:
@@ -866,17 +893,8 @@ def reproduce(
         from ctbench.train import run as runner  # type: ignore[no-redef]
     if run_id_fn is None:
         from ctbench.records import run_id as run_id_fn  # type: ignore[no-redef]
-    if log is None:
-        def log(msg: str) -> None:
-            print(msg, flush=True)
 
-    common: list[str] = []
-    if budget is not None:
-        common.append(f"budget={budget}")
-    if protocol is not None:
-        common.append(f"protocol={protocol}")
-    if runs_dir is not None:
-        common.append(f"paths.runs_dir={Path(runs_dir).as_posix()}")
+    common = run_overrides(budget, protocol, runs_dir)
     # one W&B group per table rebuild (the logger is not part of a run's identity)
     common.append(f"logger.wandb.group=table-{table.id}-{budget or 'default'}-{protocol or 'default'}")
 
