@@ -83,13 +83,14 @@ def test_diverging_trial_is_failed_and_the_sweep_goes_on(smoke_overrides, tmp_pa
     assert "NonFiniteLossError" in res.report_path.read_text()
 
 
-def test_ctrl_c_stops_the_sweep_with_the_study_saved(smoke_overrides, tmp_path):
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit(1)])  # SystemExit: Ctrl-C inside Lightning's fit
+def test_ctrl_c_stops_the_sweep_with_the_study_saved(smoke_overrides, tmp_path, stop):
     calls = []
 
     def runner(cfg, extra_callbacks=()):
         calls.append(cfg)
         if len(calls) == 2:
-            raise KeyboardInterrupt
+            raise stop
         return {"run_id": "x", "test_metric": 1.0, "best_val": 0.5 + len(calls), "config": {"protocol": {"select": "best_val"}}}
 
     with pytest.raises(KeyboardInterrupt):
@@ -100,6 +101,21 @@ def test_ctrl_c_stops_the_sweep_with_the_study_saved(smoke_overrides, tmp_path):
     res = sweep.run_sweep(SMOKE, n_trials=3, overrides=smoke_overrides, runner=runner, **_kw(tmp_path))
     assert res.counts["complete"] == 3 and res.counts["interrupted"] == 1  # the interrupted one is not counted
     assert len(calls) == 4
+
+
+def test_trials_share_the_sweeps_wandb_group(smoke_overrides, tmp_path):
+    seen = []
+
+    def runner(cfg, extra_callbacks=()):
+        seen.append(cfg.logger.wandb.group)
+        return {"run_id": "x", "test_metric": 1.0, "best_val": 0.5 + len(seen), "config": {"protocol": {"select": "best_val"}}}
+
+    res = sweep.run_sweep(SMOKE, n_trials=2, overrides=smoke_overrides, runner=runner, **_kw(tmp_path))
+    assert seen == [f"sweep-{SMOKE}"] * 2
+    assert "logger" not in res.export_path.read_text()  # the exported experiment logs where its runs say
+    sweep.run_sweep(SMOKE, n_trials=3, overrides=smoke_overrides + ["logger.wandb.group=mine"], runner=runner,
+                    **_kw(tmp_path))
+    assert seen[-1] == "mine"  # the caller's override wins
 
 
 def test_pruning_callback_reports_and_prunes():

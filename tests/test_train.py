@@ -139,9 +139,36 @@ def test_wandb_mode_is_offline_unless_logged_in(monkeypatch, tmp_path):
     assert wandb_mode("online") == "offline"  # the environment wins
 
 
+def test_wandb_group_reaches_the_logger(smoke_overrides, monkeypatch):
+    """Runs of one table or sweep share the group they are given; a lone run gets <data>-<model>-<budget>."""
+    import pytorch_lightning.loggers as pl_loggers
+
+    from ctbench.train import build_loggers
+
+    made = []
+
+    class FakeWandbLogger(pl_loggers.CSVLogger):
+        def __init__(self, **kwargs):
+            made.append(kwargs)
+            super().__init__(kwargs["save_dir"], name="fake")
+
+    monkeypatch.setattr(pl_loggers, "WandbLogger", FakeWandbLogger)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    base = [o for o in smoke_overrides if not o.startswith("logger=")] + ["model=cfs"]
+    build_loggers(compose(base), "abc")
+    build_loggers(compose(base + ["logger.wandb.group=table-table3-smoke-paper"]), "abc")
+    assert [m["group"] for m in made] == ["walker2d-cfs-smoke", "table-table3-smoke-paper"]
+    assert made[0]["mode"] == "offline" and made[0]["config"]["model"]["name"] == "cfs"
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert len(build_loggers(compose(base), "abc")) == 1  # CSV only
+
+
 @pytest.mark.slow
 def test_offline_wandb_run_leaves_a_syncable_run(smoke_overrides, monkeypatch, tmp_path):
     monkeypatch.setenv("WANDB_MODE", "offline")
     cfg = compose([o for o in smoke_overrides if not o.startswith("logger=")] + ["model=cfs"])
     run(cfg)
     assert list((Path(cfg.paths.logs_dir) / "wandb").glob("offline-run-*"))
+    sync = Path(__file__).resolve().parents[1] / "scripts" / "wandb_sync.sh"
+    out = subprocess.run(["bash", str(sync), cfg.paths.logs_dir, "--dry-run"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "Would sync 1 run(s)" in out.stdout + out.stderr

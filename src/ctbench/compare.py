@@ -119,6 +119,7 @@ def compare(
         common.append(f"protocol={protocol}")
     if runs_dir is not None:
         common.append(f"paths.runs_dir={Path(runs_dir).as_posix()}")
+    common.append(f"logger.wandb.group=compare-{model}-{table.id}")  # the seeds' runs share one W&B group
     common += list(overrides)
 
     cfg0 = compose(common + ["seed=0"])

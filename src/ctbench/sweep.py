@@ -20,12 +20,12 @@ cannot resume without storage, and one crashed trial kills the sweep (lessons.md
 The direction follows the data module's metric (mse: minimize; accuracy, auroc: maximize). Each
 trial is one ``ctbench.train.run``: its record (``<sweep dir>/runs/<run_id>.json``, kept apart from
 ``results/runs`` so that tables never aggregate a sweep's trials) is reused when the same config
-comes again, and its id goes in the trial's user attrs. A trial that raises any Exception
-(NonFiniteLossError, an OOM, a solver underflow) is recorded as failed with its message; the sweep
-goes on. KeyboardInterrupt stops the sweep; the study is in its storage (sqlite
-``results/sweeps/<name>.db`` by default, any SQLAlchemy URL with ``--storage``) and the same
-command resumes it. At the end the best trial is exported as
-``conf/experiment/<data>_<model>_<sweep>.yaml`` and a report is written to
+comes again, and its id goes in the trial's user attrs; the trials share the W&B group
+``sweep-<name>``. A trial that raises any Exception (NonFiniteLossError, an OOM, a solver
+underflow) is recorded as failed with its message; the sweep goes on. KeyboardInterrupt stops
+the sweep; the study is in its storage (sqlite ``results/sweeps/<name>.db`` by default, any
+SQLAlchemy URL with ``--storage``) and the same command resumes it. At the end the best trial
+is exported as ``conf/experiment/<data>_<model>_<sweep>.yaml`` and a report is written to
 ``results/sweeps/<name>.md`` (with ``<name>_history.png``).
 
 Command line::
@@ -262,6 +262,11 @@ class SweepResult:
     runs_dir: Path
 
 
+def wandb_group(name: str) -> str:
+    """The W&B group every trial of sweep ``name`` logs to (a later ``logger.wandb.group=`` wins)."""
+    return f"sweep-{name}"
+
+
 def _default_storage(out_dir: Path, name: str) -> str:
     out_dir.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{(out_dir / f'{name}.db').resolve().as_posix()}"
@@ -361,7 +366,10 @@ def run_sweep(
     out_dir = Path(out_dir)
     storage_url = storage or _default_storage(out_dir, spec.name)
     rdir = Path(runs_dir) if runs_dir is not None else out_dir / spec.name / "runs"
-    fixed = merge_overrides(spec.base, [f"paths.runs_dir={rdir.as_posix()}"], overrides)
+    # One W&B group per sweep (logger settings are not part of a run's identity).
+    fixed = merge_overrides(
+        spec.base, [f"paths.runs_dir={rdir.as_posix()}", f"logger.wandb.group={hydra_value(wandb_group(spec.name))}"], overrides
+    )
 
     base_cfg = compose(fixed)
     rdir = Path(base_cfg.paths.runs_dir)  # a caller's paths.runs_dir override wins
@@ -433,6 +441,11 @@ def run_sweep(
         except KeyboardInterrupt:
             trial.set_user_attr(INTERRUPTED, True)
             raise
+        except SystemExit as err:
+            # Lightning turns Ctrl-C during fit/test into sys.exit(1) after its graceful shutdown;
+            # Optuna would leave that trial RUNNING: record it as interrupted, and stop the sweep.
+            trial.set_user_attr(INTERRUPTED, True)
+            raise KeyboardInterrupt(f"the trial exited ({err.code})") from err
         except Exception as err:  # noqa: BLE001 - recorded as a failed trial; the sweep goes on
             trial.set_user_attr("error_type", type(err).__name__)
             trial.set_user_attr("error", str(err)[:2000])
@@ -505,7 +518,7 @@ def _set_dotted(tree: Dict[str, Any], dotted: str, value: Any) -> None:
 
 
 GROUPS = ("data", "model", "trainer", "logger", "budget", "protocol", "experiment")
-NOT_EXPORTED = ("paths.", "runtime.", "hydra.", "seed", "data.mirror", "data.data_dir")
+NOT_EXPORTED = ("paths.", "runtime.", "hydra.", "logger.", "seed", "data.mirror", "data.data_dir")
 
 
 def export_best(study: Any, spec: SweepSpec, base_cfg: Any, storage_url: str,

@@ -119,11 +119,17 @@ class SequenceTask(pl.LightningModule):
         self._log_epoch_metric("test")
 
     def _log_epoch_metric(self, split: str) -> None:
-        if not self._eval_outputs:
+        if not self._eval_outputs:  # the same on every rank: DistributedSampler pads to equal shards
             return
-        value = epoch_metric(self.metric, self.task_kind, self._eval_outputs)
+        outputs = self._eval_outputs
+        if self.trainer.world_size > 1:
+            loader = self.trainer.val_dataloaders if split == "val" else self.trainer.test_dataloaders
+            outputs = gather_eval_outputs(outputs, len(loader.dataset))
+        value = epoch_metric(self.metric, self.task_kind, outputs)
         self._eval_outputs = []
-        self.log(f"{split}/{self.metric}", value, prog_bar=True)
+        # Every rank computed the same value over every rank's predictions: syncing changes nothing
+        # (and keeps Lightning from warning that an epoch-level value is not synced).
+        self.log(f"{split}/{self.metric}", value, prog_bar=True, sync_dist=True)
 
     # -- optimiser ----------------------------------------------------------------------
     def configure_optimizers(self):
@@ -159,6 +165,34 @@ class SequenceTask(pl.LightningModule):
                     torch.nn.utils.clip_grad_norm_([p], clip)
         else:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+
+
+def gather_eval_outputs(outputs: List[tuple], n_samples: int) -> List[tuple]:
+    """Every rank's evaluation batches (a collective: every rank calls it), merged by :func:`merge_shards`."""
+    import torch.distributed as dist
+
+    per_rank: List[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(per_rank, outputs)
+    return merge_shards(per_rank, n_samples)
+
+
+def merge_shards(per_rank: List[List[tuple]], n_samples: int) -> List[tuple]:
+    """The ranks' batches in the order of the unsharded loader, padding dropped.
+
+    Under DDP, Lightning wraps the loader's batch sampler in a ``DistributedSampler`` (no
+    shuffling for evaluation): rank ``r`` gets batches ``r, r + W, r + 2W, ...`` of the list
+    padded with its first batches up to a multiple of the ``W`` ranks. Interleaving the ranks'
+    lists restores that order; stopping at ``n_samples`` (the split's size) drops the padding, so
+    an epoch metric such as AUROC sees each sample exactly once, as in one process.
+    """
+    kept: List[tuple] = []
+    seen = 0
+    for k in range(max(len(r) for r in per_rank)):
+        for rank_outputs in per_rank:
+            if k < len(rank_outputs) and seen < n_samples:
+                kept.append(rank_outputs[k])
+                seen += len(rank_outputs[k][0])
+    return kept
 
 
 def epoch_metric(metric: str, kind: TaskKind, outputs: List[tuple]) -> float:

@@ -128,6 +128,11 @@ class EpochTimer(pl.Callback):
         }
 
 
+def build_strategy(node: Any) -> Any:
+    """``trainer.strategy``: a Lightning name (``auto``, ``ddp``) or a ``_target_`` node (trainer=ddp_cpu)."""
+    return instantiate(node) if isinstance(node, DictConfig) else node
+
+
 def wandb_mode(requested: str) -> str:
     """``auto`` means online when the user is logged in to W&B, else offline."""
     if os.environ.get("WANDB_MODE"):
@@ -209,7 +214,7 @@ def run(cfg: DictConfig, extra_callbacks: Sequence[pl.Callback] = ()) -> Dict[st
         num_sanity_val_steps=0,
         accelerator=cfg.trainer.accelerator,
         devices=cfg.trainer.devices,
-        strategy=cfg.trainer.strategy,
+        strategy=build_strategy(cfg.trainer.strategy),
         num_nodes=cfg.trainer.num_nodes,
         precision=cfg.trainer.precision,
         logger=loggers,
