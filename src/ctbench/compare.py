@@ -112,13 +112,7 @@ def compare(
     if table.kind != "results":
         raise TableError(f"{table.id} is a {table.kind} table: there is nothing to run a model against")
     common = user_searchpath(searchpath) if searchpath else []
-    common += [f"data={table.data}", f"model={model}"]
-    if budget is not None:
-        common.append(f"budget={budget}")
-    if protocol is not None:
-        common.append(f"protocol={protocol}")
-    if runs_dir is not None:
-        common.append(f"paths.runs_dir={Path(runs_dir).as_posix()}")
+    common += [f"data={table.data}", f"model={model}", *tables.run_overrides(budget, protocol, runs_dir)]
     common.append(f"logger.wandb.group=compare-{model}-{table.id}")  # the seeds' runs share one W&B group
     common += list(overrides)
 
