@@ -182,7 +182,7 @@ def test_experiment_configs(model: str) -> None:
     assert cfg.optim.name == "adamw" and cfg.optim.weight_decay == 0.1 and cfg.optim.weight_decay_mode == "decoupled"
     assert cfg.optim.lr == (1e-3 if model in ("node", "gnode") else 1e-2)
     assert cfg.data.batch_size == 100 and cfg.train.epochs == 200 and cfg.data.variant == "fixed3"
-    assert cfg.model.cell.hidden_size == 6 and cfg.model.cell.h0 == "learned" and cfg.model.cell.tau == 1.0
+    assert cfg.model.cell.hidden_size == 6 and cfg.model.cell.h0 == "encoder" and cfg.model.cell.tau == 1.0
     if model in ("node", "gnode"):
         assert list(cfg.model.cell.f_widths) == [100, 100, 100]
 
@@ -195,5 +195,5 @@ def test_smoke_run_end_to_end(smoke_overrides) -> None:
     assert record["data"] == "flipflop" and record["model"] == "gnode" and record["metric"] == "mse"
     assert record["split_sizes"] == {"train": 500, "val": 100, "test": 20}
     assert np.isfinite(record["test_metric"]) and record["test_metric"] > 0
-    # core 21,866 + readout 3*6 + 3 + learned h0 6
-    assert record["n_parameters"] == 21866 + 21 + 6
+    # G4.2: core 21,866 + readout 3*6 + 3 + h0 encoder 3*6 + 6
+    assert record["n_parameters"] == 21866 + 21 + 24

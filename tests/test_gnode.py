@@ -246,7 +246,38 @@ def test_h0_modes() -> None:
     assert s.shape == (3, 200) and torch.equal(s[0], s[2])
     assert GatedNODECell(n, N, f_widths=[]).initial_state(2, torch.device("cpu"), torch.float32).abs().sum() == 0
     with pytest.raises(ValueError, match="h0"):
-        GatedNODECell(n, N, h0="encoder")
+        GatedNODECell(n, N, h0="from_data")
+
+
+@pytest.mark.parametrize("make", [
+    lambda: GatedNODECell(n, N, f_widths=[7, 5], h0="encoder"),
+    lambda: GNODEGRUCell(n, N, h0="encoder"),
+])
+def test_encoder_h0_is_affine_in_the_first_input(make) -> None:
+    """h0 = A x_1 + c (G2.3), then the first step consumes x_1 again; later inputs never reach h0."""
+    torch.manual_seed(4)
+    cell = randomized(make())
+    A, c = cell.h0_encoder.weight, cell.h0
+    assert cell.h0_encoder.bias is None and A.shape == (N, n) and c.requires_grad
+    model = SequenceModel(cell, n_outputs=n, readout="sequence")
+    x, T = torch.randn(B, 5, n), 5
+    dt = torch.ones(B, T)
+    from ctbench.data.batch import Batch
+
+    with torch.no_grad():
+        out = model(Batch(x=x, dt=dt, y=torch.zeros(B, T, n)))
+        h = x[:, 0] @ A.T + c  # the encoder's h0
+        manual = []
+        for t in range(T):
+            h = cell._step(cell.input_drive(x[:, t]), h, dt[:, t])
+            manual.append(model.head(h))
+        torch.testing.assert_close(out, torch.stack(manual, 1))
+        x2 = x.clone()
+        x2[:, 1:] += 1.0  # only x_1 enters h0: changing later inputs leaves the first output alone
+        out2 = model(Batch(x=x2, dt=dt, y=torch.zeros(B, T, n)))
+        torch.testing.assert_close(out2[:, 0], out[:, 0])
+    # trainable extras beyond the core: A (n N) and c (N), the "h0 encoder" column of G4.2
+    assert sum(p.numel() for p in cell.parameters()) == core(cell) + n * N + N
 
 
 # -- parameter counts (G4.2) -----------------------------------------------------------------

@@ -11,7 +11,7 @@
        released script uses the single layer G = sigmoid(W* h + U* x + b*)).
 
 The input enters only the first layers of F and G, through bias-free matrices U and U*; that
-part is :meth:`GatedNODECell.project_inputs` (one matrix product for the whole sequence).
+part is :meth:`GatedNODECell.input_drive` (one matrix product for the whole sequence).
 
 The comparison family is one switchboard (G2.2):
 
@@ -43,11 +43,11 @@ of G) is one Flux ``Dense`` over [h; x] in the authors' code, so its Glorot boun
 fan_in = N + n for the matrix [W_0 U] (ctbench's reading; G2.1 gives the layer form only).
 ``init="critical"`` is the code's ``our_normal`` option (G2.5), see :meth:`critical_rescale`.
 
-Initial state (G2.3): ``h0="zero"`` (the JAX port), ``"learned"`` (a trainable vector c: the
-authors' encoder h0 = A x_1 + c without the A x_1 term, which ctbench's ``initial_state`` cannot
-see; x_1 is zero in most trials, so h0 = c there) or ``"fixed_random"`` (the variable-amplitude
-scripts' fixed h0 ~ N(0, 2/(N+1)), drawn once at construction and not trained). ``h0`` is not
-part of the core parameter counts of G4.2.
+Initial state (G2.3), :class:`GNODEFamilyCell`: ``h0="zero"`` (the JAX port), ``"encoder"``
+(the authors' default, a trainable affine map of the first input h0 = A x_1 + c, A bias-free),
+``"learned"`` (the trainable c alone) or ``"fixed_random"`` (the variable-amplitude scripts'
+fixed h0 ~ N(0, 2/(N+1)), drawn once at construction and not trained). Neither h0 nor A is part
+of the core parameter counts of G4.2.
 """
 
 from __future__ import annotations
@@ -66,8 +66,70 @@ from ctbench.cells.ode_rnn import ADAPTIVE_METHODS, FIXED_STEP_METHODS  # also r
 INTEGRATORS: Tuple[str, ...] = ("euler", "exact", "odeint")
 F_OUTPUTS: Tuple[str, ...] = ("identity", "tanh")
 INITS: Tuple[str, ...] = ("glorot_uniform", "critical")
-H0_MODES: Tuple[str, ...] = ("zero", "learned", "fixed_random")
+H0_MODES: Tuple[str, ...] = ("zero", "encoder", "learned", "fixed_random")
 BIAS_STD = 1e-3  # the authors' bias_init: N(0, 0.001^2)
+
+
+class GNODEFamilyCell(Cell):
+    """The initial state shared by the gnODE family (G2.3); subclasses implement ``input_drive`` and ``_step``.
+
+    ``h0="encoder"`` is the authors' h0 = A x_1 + c. ``initial_state`` cannot see the inputs, so
+    :meth:`project_inputs` appends a block holding A x_1 at the first step of the sequence and
+    zeros after it, and :meth:`step` adds that block to the state before stepping: the first step
+    then starts from c + A x_1 and consumes x_1 again, as in the authors' code. A bare single-step
+    call (``project_inputs`` on (B, n), no time axis) cannot tell the first step and starts from c.
+    """
+
+    input_size: int
+    hidden_size: int
+    h0_mode: str
+
+    def _init_h0(self, h0: str) -> None:
+        check_choice(h0, H0_MODES, "gnODE-family h0")
+        self.h0_mode = h0
+        self.h0_encoder = nn.Linear(self.input_size, self.hidden_size, bias=False) if h0 == "encoder" else None  # A
+        if h0 in ("encoder", "learned"):
+            self.h0 = nn.Parameter(torch.empty(self.hidden_size))  # c
+        else:
+            self.register_buffer("h0", torch.zeros(self.hidden_size))
+
+    def _reset_h0(self) -> None:
+        """c ~ N(0, 1e-3^2) (bias_init), A Glorot uniform, fixed h0 ~ N(0, 2/(N+1)) (Flux glorot_normal(N))."""
+        with torch.no_grad():
+            if self.h0_mode in ("encoder", "learned"):
+                nn.init.normal_(self.h0, 0.0, BIAS_STD)
+            elif self.h0_mode == "fixed_random":
+                self.h0.normal_(0.0, math.sqrt(2.0 / (self.hidden_size + 1)))
+            else:
+                self.h0.zero_()
+        if self.h0_encoder is not None:
+            nn.init.xavier_uniform_(self.h0_encoder.weight)
+
+    def initial_state(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+        return self.h0.to(device=device, dtype=dtype).unsqueeze(0).expand(batch_size, -1)
+
+    def input_drive(self, x: Tensor) -> Tensor:
+        """The input part of a step (what :meth:`step` needs besides the h0 block), any leading shape."""
+        raise NotImplementedError
+
+    def _step(self, u: Tensor, state: Tensor, dt: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def project_inputs(self, x: Tensor) -> Tensor:
+        u = self.input_drive(x)
+        if self.h0_encoder is None:
+            return u
+        if x.dim() < 3:
+            return torch.cat([u, u.new_zeros(*u.shape[:-1], self.hidden_size)], dim=-1)
+        first = self.h0_encoder(x[..., :1, :])
+        rest = first.new_zeros(*first.shape[:-2], x.shape[-2] - 1, self.hidden_size)
+        return torch.cat([u, torch.cat([first, rest], dim=-2)], dim=-1)
+
+    def step(self, u: Tensor, state: Tensor, dt: Tensor) -> Tensor:
+        if self.h0_encoder is not None:
+            state = state + u[..., -self.hidden_size :]
+            u = u[..., : -self.hidden_size]
+        return self._step(u, state, dt)
 
 
 class _LayerStack(nn.Module):
@@ -100,7 +162,7 @@ def _identity(x: Tensor) -> Tensor:
     return x
 
 
-class GatedNODECell(Cell):
+class GatedNODECell(GNODEFamilyCell):
     """nODE / gnODE / mGRU / vanilla RNN of Kim et al. 2023; equations in the module docstring."""
 
     def __init__(
@@ -125,7 +187,6 @@ class GatedNODECell(Cell):
         check_choice(integrator, INTEGRATORS, "gnODE integrator")
         check_choice(f_output, F_OUTPUTS, "gnODE f_output")
         check_choice(init, INITS, "gnODE init")
-        check_choice(h0, H0_MODES, "gnODE h0")
         if integrator == "odeint":
             check_choice(method, FIXED_STEP_METHODS + ADAPTIVE_METHODS, "ODE solver method")
             if method in FIXED_STEP_METHODS and not step_size > 0:
@@ -145,7 +206,6 @@ class GatedNODECell(Cell):
         self.rtol = rtol
         self.atol = atol
         self.init = init
-        self.h0_mode = h0
         self.critical_scale: Optional[float] = None  # sigma_w of init="critical", once applied
 
         f_first = self.f_widths[0] if self.f_widths else hidden_size
@@ -158,10 +218,7 @@ class GatedNODECell(Cell):
         else:
             self.g_input = None
             self.g_net = None
-        if h0 == "learned":
-            self.h0 = nn.Parameter(torch.empty(hidden_size))
-        else:
-            self.register_buffer("h0", torch.zeros(hidden_size))
+        self._init_h0(h0)
         self.reset_parameters(critical_input_mean)
 
     # -- parameters -------------------------------------------------------------------
@@ -193,20 +250,22 @@ class GatedNODECell(Cell):
                     nn.init.normal_(layer.weight, 0.0, 1.0 / math.sqrt(layer.in_features))
             for layer in (net.first, *net.rest):
                 nn.init.normal_(layer.bias, 0.0, BIAS_STD)
-        with torch.no_grad():
-            if self.h0_mode == "learned":
-                nn.init.normal_(self.h0, 0.0, BIAS_STD)
-            elif self.h0_mode == "fixed_random":  # Flux glorot_normal(N): N(0, 2/(N+1))
-                self.h0.normal_(0.0, math.sqrt(2.0 / (self.hidden_size + 1)))
-            else:
-                self.h0.zero_()
+        self._reset_h0()
         if self.init == "critical":
             self.critical_rescale(critical_input_mean)
 
     def leading_eigenvalue(self, h: Optional[Tensor] = None, x: Optional[Tensor] = None) -> float:
-        """eta_max: the largest real part among the eigenvalues of d/dh (-h + F(h, x)) (G2.5 step 3-4)."""
-        h = self.h0.detach().clone() if h is None else h.detach().reshape(-1)
-        x = torch.zeros(self.input_size, dtype=h.dtype) if x is None else torch.as_tensor(x, dtype=h.dtype).reshape(-1)
+        """eta_max: the largest real part among the eigenvalues of d/dh (-h + F(h, x)) (G2.5 step 3-4).
+
+        Default h: h0, in encoder mode c + A x (the trial mean of the encoder's h0 when x is the
+        mean input, as the code's option takes it).
+        """
+        x = torch.zeros(self.input_size, dtype=self.h0.dtype) if x is None else torch.as_tensor(x, dtype=self.h0.dtype).reshape(-1)
+        if h is None:
+            h = self.h0.detach().clone()
+            if self.h0_encoder is not None:
+                h = h + self.h0_encoder(x).detach()
+        h = h.detach().reshape(-1)
         u = self.f_input(x)
         jac = torch.autograd.functional.jacobian(lambda v: -v + self.f_net(v, u), h)
         return float(torch.linalg.eigvals(jac.double()).real.max())
@@ -234,10 +293,7 @@ class GatedNODECell(Cell):
         return sigma
 
     # -- dynamics ---------------------------------------------------------------------
-    def initial_state(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> Tensor:
-        return self.h0.to(device=device, dtype=dtype).unsqueeze(0).expand(batch_size, -1)
-
-    def project_inputs(self, x: Tensor) -> Tensor:
+    def input_drive(self, x: Tensor) -> Tensor:
         """[U x, U* x]: the input parts of F's and G's first layers."""
         weight = torch.cat([self.f_input.weight, self.g_input.weight], dim=0) if self.gated else self.f_input.weight
         return nn.functional.linear(x, weight)
@@ -249,7 +305,7 @@ class GatedNODECell(Cell):
         return u[..., :n_f], u[..., n_f:]
 
     def flow(self, h: Tensor, u: Tensor) -> Tuple[Tensor, Tensor]:
-        """(F(h, x), z = G(h, x)) on the projected input u; z = 1 when not gated."""
+        """(F(h, x), z = G(h, x)) on u = ``input_drive(x)``; z = 1 when not gated."""
         u_f, u_g = self._split(u)
         f = self.f_net(h, u_f)
         z = self.g_net(h, u_g) if self.gated else torch.ones_like(f)
@@ -260,7 +316,7 @@ class GatedNODECell(Cell):
         f, z = self.flow(h, u)
         return z * (f - h) / self.tau
 
-    def step(self, u: Tensor, state: Tensor, dt: Tensor) -> Tensor:
+    def _step(self, u: Tensor, state: Tensor, dt: Tensor) -> Tensor:
         alpha = (dt.to(state.dtype) / self.tau).unsqueeze(-1)
         if self.integrator == "odeint":
             return self._odeint(u, state, alpha)

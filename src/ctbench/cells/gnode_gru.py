@@ -13,25 +13,22 @@ For general alpha the step follows the gated family of G2.2, h' = (1 - alpha z) 
 ctbench's extensions to alpha != 1 and reduce to the line above at alpha = 1 (euler).
 
 Parameters 3 (N^2 + nN + N). Init as the other gnODE-family cells: each gate's [W U] Glorot
-uniform as one matrix (fan_in = N + n), biases N(0, 1e-3^2); ``h0`` as
-:class:`ctbench.cells.gnode.GatedNODECell`.
+uniform as one matrix (fan_in = N + n), biases N(0, 1e-3^2); ``h0`` as every cell of the family
+(:class:`ctbench.cells.gnode.GNODEFamilyCell`).
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
-from ctbench.cells.base import Cell
 from ctbench.cells.cfc import check_choice
-from ctbench.cells.gnode import BIAS_STD, H0_MODES
+from ctbench.cells.gnode import BIAS_STD, GNODEFamilyCell
 
 GRU_INTEGRATORS = ("euler", "exact")
 
 
-class GNODEGRUCell(Cell):
+class GNODEGRUCell(GNODEFamilyCell):
     """The authors' one-bias, reset-before-matrix GRU; equations in the module docstring."""
 
     def __init__(
@@ -44,21 +41,16 @@ class GNODEGRUCell(Cell):
     ) -> None:
         super().__init__()
         check_choice(integrator, GRU_INTEGRATORS, "GRU integrator")
-        check_choice(h0, H0_MODES, "GRU h0")
         if not tau > 0:
             raise ValueError(f"tau must be > 0, got {tau}")
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.tau = float(tau)
         self.integrator = integrator
-        self.h0_mode = h0
         self.input_kernel = nn.Linear(input_size, 3 * hidden_size, bias=False)  # [U_z; U_r; U_h]
         self.gate_kernel = nn.Linear(hidden_size, 2 * hidden_size)  # [W_z; W_r], [b_z; b_r]
         self.candidate_kernel = nn.Linear(hidden_size, hidden_size)  # W_h, b_h
-        if h0 == "learned":
-            self.h0 = nn.Parameter(torch.empty(hidden_size))
-        else:
-            self.register_buffer("h0", torch.zeros(hidden_size))
+        self._init_h0(h0)
         self.reset_parameters()
 
     def core_parameters(self):
@@ -77,21 +69,13 @@ class GNODEGRUCell(Cell):
                     self.candidate_kernel.weight.copy_(w[:, :N])
             self.gate_kernel.bias.normal_(0.0, BIAS_STD)
             self.candidate_kernel.bias.normal_(0.0, BIAS_STD)
-            if self.h0_mode == "learned":
-                self.h0.normal_(0.0, BIAS_STD)
-            elif self.h0_mode == "fixed_random":
-                self.h0.normal_(0.0, math.sqrt(2.0 / (N + 1)))
-            else:
-                self.h0.zero_()
+        self._reset_h0()
 
-    def initial_state(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> Tensor:
-        return self.h0.to(device=device, dtype=dtype).unsqueeze(0).expand(batch_size, -1)
-
-    def project_inputs(self, x: Tensor) -> Tensor:
+    def input_drive(self, x: Tensor) -> Tensor:
         """[U_z x, U_r x, U_h x]."""
         return self.input_kernel(x)
 
-    def step(self, u: Tensor, state: Tensor, dt: Tensor) -> Tensor:
+    def _step(self, u: Tensor, state: Tensor, dt: Tensor) -> Tensor:
         N = self.hidden_size
         gates = torch.sigmoid(self.gate_kernel(state) + u[..., : 2 * N])
         z, r = gates[..., :N], gates[..., N:]
