@@ -10,6 +10,13 @@ them under ``columns:`` with the Hydra overrides that produce each, names the re
 ``column:``, and gives every row's values per column; a row's ``mean``/``std``/``bold`` are then
 the reproduced column's (``load_table(id, column=...)`` picks another).
 
+Rows the paper does not print (e.g. the gnODE and nODE of Kim et al. 2023 beside the CfC rows) go
+under ``not_in_paper:``: each gives a ``name``, the ``model`` that runs it and optionally
+``overrides``, ``variant`` and ``notes``, and no published number, source or n. They load as
+``Table.extra_rows`` (``Row.in_paper`` False, source ``ctbench``), never as ``Table.rows``: the
+paper's table stays as printed, and the renderer shows them as "not in the paper", without a
+verdict. In a multi-column table they get the reproduced column's overrides like the paper's rows.
+
 A table of ``kind: parameter_counts`` (Extended Data Fig. 9) prints parameter counts instead of
 trained metrics: each row gives ``params_total`` and ``params_rnn`` (integers, null when not
 printed) and may name a ``network`` that the table's ``counter`` (``module:function``, called
@@ -38,6 +45,7 @@ __all__ = [
     "DIRECTIONS",
     "METRICS",
     "NA",
+    "NOT_IN_PAPER_SOURCE",
     "PM_KINDS",
     "Row",
     "SOURCES",
@@ -65,7 +73,7 @@ KINDS = ("results", "parameter_counts")
 _TABLE_KEYS = {
     "id", "alias", "aliases", "label", "title", "caption", "status", "metric", "metric_label",
     "direction", "decimals", "pm", "n", "time_unit", "data", "sources", "notes", "rows",
-    "columns", "column", "kind", "counter",
+    "columns", "column", "kind", "counter", "not_in_paper",
 }
 _ROW_KEYS = {
     "name", "marker", "variant", "model", "overrides", "mean", "std", "n", "time_min", "bold",
@@ -75,6 +83,10 @@ _ROW_KEYS = {
 #: the fields a row may give per metric column (tables that print several, e.g. XOR's encodings)
 _CELL_KEYS = {"mean", "std", "bold", "code_comment", "code_comment_differs"}
 _MODEL_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+#: the fields of a ``not_in_paper`` row (no published number, source or n)
+_EXTRA_ROW_KEYS = {"name", "model", "overrides", "variant", "notes"}
+#: the source of a row the paper does not print
+NOT_IN_PAPER_SOURCE = "ctbench"
 
 
 class TableError(ValueError):
@@ -142,6 +154,8 @@ class Row:
     network: str | None = None
     params_total: int | None = None
     params_rnn: int | None = None
+    #: False for a ``not_in_paper`` row: a ctbench addition with no published number
+    in_paper: bool = True
 
     def cell(self, key: str) -> Cell:
         """This row's published value in column ``key``."""
@@ -202,6 +216,8 @@ class Table:
     kind: str = "results"
     #: ``parameter_counts`` tables: ``module:function`` that counts a row's ``network``
     counter: str | None = None
+    #: the ``not_in_paper`` rows: run and rendered after the paper's, never compared
+    extra_rows: tuple[Row, ...] = ()
 
     @property
     def reproduced_column(self) -> Column | None:
@@ -530,6 +546,29 @@ def _parse_row(raw: Any, where: str, columns: dict[str, Column] | None = None, c
     )
 
 
+def _parse_extra_row(raw: Any, where: str, columns: dict[str, Column], column: str | None) -> Row:
+    """A ``not_in_paper`` row: a model ctbench runs beside the paper's rows, with nothing published."""
+    if not isinstance(raw, dict):
+        raise TableError(f"{where}: a row must be a mapping, got {raw!r}")
+    unknown = set(raw) - _EXTRA_ROW_KEYS
+    if unknown:
+        raise TableError(f"{where}: unknown field(s) {sorted(unknown)} in a not_in_paper row (nothing is published "
+                         f"for it); allowed: {sorted(_EXTRA_ROW_KEYS)}")
+    name = _str(raw.get("name"), f"{where}.name", nullable=False)
+    where = f"{where} ({name})"
+    model = raw.get("model")
+    if not isinstance(model, str) or not _MODEL_RE.match(model):
+        raise TableError(f"{where}.model: a not_in_paper row must name the conf/model/ that runs it, got {model!r}")
+    overrides = _strings(raw.get("overrides"), f"{where}.overrides")
+    for o in overrides:
+        if "=" not in o:
+            raise TableError(f"{where}.overrides: {o!r} is not a key=value Hydra override")
+    if column is not None:
+        overrides = tuple(columns[column].overrides) + overrides
+    return Row(name=name, source=NOT_IN_PAPER_SOURCE, model=model, overrides=overrides, in_paper=False,
+               variant=_str(raw.get("variant"), f"{where}.variant"), notes=_str(raw.get("notes"), f"{where}.notes"))
+
+
 def parse_table(
     raw: Any, *, path: Path | None = None, expected_id: str | None = None, select_column: str | None = None
 ) -> Table:
@@ -574,8 +613,12 @@ def parse_table(
     if not columns and column is not None:
         raise TableError(f"{where}.column: {column!r} given, but the table declares no `columns:`")
     rows = tuple(_parse_row(r, f"{where}.rows[{i}]", columns, column) for i, r in enumerate(rows_raw))
+    extras_raw = raw.get("not_in_paper") or []
+    if not isinstance(extras_raw, list):
+        raise TableError(f"{where}.not_in_paper: expected a list of rows")
+    extra_rows = tuple(_parse_extra_row(r, f"{where}.not_in_paper[{i}]", columns, column) for i, r in enumerate(extras_raw))
     seen: set[tuple[str, str | None]] = set()
-    for r in rows:
+    for r in (*rows, *extra_rows):
         key = (r.name, r.encoding)
         if key in seen:
             raise TableError(f"{where}: row {r.name!r} appears twice")
@@ -604,12 +647,13 @@ def parse_table(
         path=path,
         columns=tuple(columns.values()),
         column=column,
+        extra_rows=extra_rows,
     )
 
 
 def _parse_count_table(raw: dict, where: str, tid: str, path: Path | None) -> Table:
     """A ``kind: parameter_counts`` table: rows of printed counts; no metric, spread or runs."""
-    for key in ("pm", "n", "columns", "column", "decimals", "time_unit"):
+    for key in ("pm", "n", "columns", "column", "decimals", "time_unit", "not_in_paper"):
         if raw.get(key) is not None:
             raise TableError(f"{where}.{key}: not used by a `kind: parameter_counts` table")
     metric = raw.get("metric", "parameters")
