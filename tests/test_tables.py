@@ -15,7 +15,8 @@ from omegaconf import OmegaConf
 from scipy.stats import ttest_ind_from_stats
 
 from ctbench import tables
-from ctbench.records import load_records
+from ctbench.config import compose
+from ctbench.records import identity, load_records
 from ctbench.published import load_table, parse_table
 
 #: the models of table3's runnable rows, in the paper's row order (the order reproduce plans them);
@@ -381,13 +382,29 @@ def test_stale_records_are_flagged_or_dropped():
     assert tables.config_differences(old_cfg, now) == ["optim.name"]
     assert tables.config_differences(cur_cfg, now) == []  # seed and experiment text do not count
     old = [record("cfc", s, 0.9 + s, run_id=f"old{s}", config=old_cfg) for s in range(2)]
-    current = {cfc.name: now}
-    only_old = {rr.row.model: rr for rr in tables.aggregate(t3, old, "smoke", "paper", current_configs=current)}["cfc"]
+    def current(row, seed):
+        return now if row.name == cfc.name else None
+
+    only_old = {rr.row.model: rr for rr in tables.aggregate(t3, old, "smoke", "paper", current_config=current)}["cfc"]
     assert only_old.stats.n == 2 and only_old.stale_keys == ("optim.name",)
     assert "older config (changed: optim.name)" in tables._verdict_text(only_old)
     new = [record("cfc", 0, 0.5, run_id="new0", config=cur_cfg)]
-    mixed = {rr.row.model: rr for rr in tables.aggregate(t3, old + new, "smoke", "paper", current_configs=current)}["cfc"]
+    mixed = {rr.row.model: rr for rr in tables.aggregate(t3, old + new, "smoke", "paper", current_config=current)}["cfc"]
     assert (mixed.stats.n, mixed.stats.mean, mixed.stale_dropped, mixed.stale_keys) == (1, 0.5, 2, ())
+
+
+def test_seed_derived_keys_do_not_make_records_stale():
+    """data.loader_seed is ${seed}: a seed-2 record matches the config composed at seed 2, not seed 0."""
+    t3 = load_table("table3")
+    cfc = next(r for r in t3.rows if r.model == "cfc")
+    current = tables.current_row_configs(t3, "smoke", "paper")
+    seed0, seed2 = current(cfc, 0), current(cfc, 2)
+    assert tables.config_differences(seed2, seed0) == ["data.loader_seed"]  # why seed 0 cannot judge seed 2
+    composed = identity(compose(["data=walker2d", "model=cfc", "seed=2", "budget=smoke", "protocol=paper"]))
+    assert seed2 == composed and current(cfc, 2) is seed2  # composed once per (row, seed)
+    rr = tables.aggregate(t3, [record("cfc", 2, 0.7, run_id="s2", config=composed)], "smoke", "paper",
+                          current_config=current)
+    assert {r.row.model: r for r in rr}["cfc"].stale_keys == ()
 
 
 def test_reproduce_puts_every_run_of_a_table_in_one_wandb_group(tmp_path):

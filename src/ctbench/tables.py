@@ -245,6 +245,16 @@ def config_differences(record_config: dict, current: dict) -> list[str]:
 
 _MISSING = object()
 
+#: (row, seed) -> the identity config that run would have now (None: not judged)
+CurrentConfig = Callable[[Row, Any], "dict | None"]
+
+
+def _staleness(record: dict, current: dict | None) -> list[str]:
+    """The keys by which ``record`` is stale; none when either config is unknown."""
+    if current is None or not record.get("config"):
+        return []
+    return config_differences(record["config"], current)
+
 
 def aggregate(
     table: Table,
@@ -254,13 +264,13 @@ def aggregate(
     failures: Iterable[dict] = (),
     alpha: float = ALPHA,
     extra_rows: Sequence[Row] = (),
-    current_configs: Mapping[str, dict] | None = None,
+    current_config: CurrentConfig | None = None,
 ) -> list[RowResult]:
     """One :class:`RowResult` per published row, in the paper's order, from run records only.
 
     ``extra_rows`` (a user's own models, ``ctbench.compare``) are aggregated the same way, after them.
-    ``current_configs`` (row name -> the config the row runs now, as ``records.identity``): records
-    made with another config are stale. A row uses its current records when it has any; a row with
+    ``current_config`` ((row, seed) -> the config that run would have now, as ``records.identity``,
+    or None when unknown): records made with another config are stale. A row uses its current records when it has any; a row with
     only stale records shows them, flagged with the keys that changed.
     """
     records = list(records)
@@ -273,10 +283,9 @@ def aggregate(
             matched = [r for r in records if _matches(r, table, row, budget, protocol)]
             good = [r for r in matched if r.get("metric", table.metric) == table.metric]
             rr.metric_mismatch = len(matched) - len(good)
-            current = (current_configs or {}).get(row.name)
-            if current is not None:
+            if current_config is not None:
                 # a record without a config (hand-written, or from before records kept one) is not judged
-                diffs = {r.get("run_id"): config_differences(r["config"], current) if r.get("config") else [] for r in good}
+                diffs = {r.get("run_id"): _staleness(r, current_config(row, r.get("seed", 0))) for r in good}
                 fresh = [r for r in good if not diffs[r.get("run_id")]]
                 if fresh:
                     rr.stale_dropped = len(good) - len(fresh)
@@ -685,24 +694,34 @@ def output_stem(table_id: str | int, column: str | None) -> str:
     return default.id if column is None or column == default.column else f"{default.id}-{column}"
 
 
-def current_row_configs(table: Table, budget: str, protocol: str, rows: Sequence[Row],
-                        composer: Composer | None = None) -> dict[str, dict]:
-    """Row name -> the identity config its seed-0 run would have now (rows that do not compose are left out)."""
+def current_row_configs(table: Table, budget: str, protocol: str,
+                        composer: Composer | None = None) -> CurrentConfig:
+    """(row, seed) -> the identity config that run would have now, composed once per pair.
+
+    Per seed, not seed 0 for all: keys interpolated from the seed (``data.loader_seed: ${seed}``)
+    differ between seeds without making a record stale. A row that does not compose (e.g. a user's
+    model outside the search path) gives None: its records are not judged.
+    """
     from ctbench.records import identity
 
     if composer is None:
         from ctbench.config import compose as composer  # type: ignore[no-redef]
-    out: dict[str, dict] = {}
-    for row in rows:
-        if row.model is None:
-            continue
-        try:
-            cfg = composer([f"data={table.data}", f"model={row.model}", "seed=0", f"budget={budget}",
-                            f"protocol={protocol}", *row.overrides])
-            out[row.name] = identity(cfg)
-        except Exception:  # noqa: BLE001 - e.g. a user's model outside the search path: not judged
-            continue
-    return out
+    cache: dict[tuple[str, Any], dict | None] = {}
+
+    def current(row: Row, seed: Any) -> dict | None:
+        key = (row.name, seed)
+        if key not in cache:
+            cache[key] = None
+            if row.model is not None:
+                try:
+                    cache[key] = identity(composer([
+                        f"data={table.data}", f"model={row.model}", f"seed={seed}", f"budget={budget}",
+                        f"protocol={protocol}", *row.overrides]))
+                except Exception:  # noqa: BLE001 - not composable here: not judged
+                    pass
+        return cache[key]
+
+    return current
 
 
 @dataclass
@@ -751,9 +770,8 @@ def render(
     if budget is None or protocol is None:
         b, p = _infer_budget_protocol(table, records)
         budget, protocol = budget or b, protocol or p
-    current = current_row_configs(table, budget, protocol, (*table.rows, *extra_rows), composer)
     results = aggregate(table, records, budget, protocol, failures, alpha=alpha, extra_rows=extra_rows,
-                        current_configs=current)
+                        current_config=current_row_configs(table, budget, protocol, composer))
     results = [rr for rr in results if rr.row.in_paper or rr.stats or rr.failures]  # not_in_paper: once run
     used = [r for r in records if any(r.get("run_id") in (rr.stats.run_ids if rr.stats else ()) for rr in results)]
     out_dir = Path(out_dir)
