@@ -6,6 +6,11 @@ Readouts:
   masking does in the authors' TF scripts (XOR, ET-sMNIST).
 - ``last_observed``: the output at the last step where any feature was observed, as the
   authors' torch ``Cfc`` does for PhysioNet (the state is not carried over padding there).
+
+Fast path: a cell with an ``unroll(u, dt, keep) -> (B, T, hidden)`` method (every step's
+:meth:`Cell.output`, from the initial state, carrying the state where ``keep`` is False) runs its
+own fused time loop; the readouts are then taken from that sequence. ``fast_path=False`` forces
+the plain step-by-step loop below (``tests/test_fast_path.py`` holds the two equal).
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ class SequenceModel(nn.Module):
         embed_dim: Optional[int] = None,
         embed_dropout: float = 0.0,
         tau: float = 1.0,
+        fast_path: bool = True,
     ):
         super().__init__()
         if readout not in READOUTS:
@@ -62,6 +68,7 @@ class SequenceModel(nn.Module):
         self.readout = readout
         self.append_mask = append_mask
         self.tau = tau
+        self.fast_path = fast_path
         self.embedding = nn.Embedding(vocab_size, embed_dim) if vocab_size else None
         self.embed_dropout = nn.Dropout(embed_dropout) if vocab_size else None
         self.head = nn.Linear(cell.hidden_size, n_outputs)
@@ -86,6 +93,9 @@ class SequenceModel(nn.Module):
         """Logits or predictions: (B, T, O) for the ``sequence`` readout, else (B, O)."""
         x = self.encode_inputs(batch)
         u = self.cell.project_inputs(x)
+        unroll = getattr(self.cell, "unroll", None) if self.fast_path else None
+        if unroll is not None:
+            return self._readout(unroll(u, batch.dt.to(u.dtype) * self.tau, batch.step_mask), batch)
         state = self.cell.initial_state(u.shape[0], u.device, u.dtype)
         # unbind, not u[:, t]: indexing one step makes autograd scatter into a zero tensor the
         # size of the whole sequence at every step of the backward pass.
@@ -108,3 +118,14 @@ class SequenceModel(nn.Module):
         if self.readout == "last_observed":
             return self.head(last_output)
         return self.head(self.cell.output(state))
+
+    def _readout(self, outputs: Tensor, batch: Batch) -> Tensor:
+        """The readouts of the plain loop, from every step's output (B, T, hidden)."""
+        if self.readout == "sequence":
+            return self.head(outputs)
+        if self.readout == "last":
+            return self.head(outputs[:, -1])
+        # last_observed: the last step with any observation, step 0 when there is none after it
+        steps = torch.arange(outputs.shape[1], device=outputs.device)
+        last = (batch.obs_mask.any(dim=-1) * steps).amax(dim=1)
+        return self.head(outputs[torch.arange(outputs.shape[0], device=outputs.device), last])

@@ -16,14 +16,24 @@ Fast path: the first backbone layer ``Linear([x, h])`` is split into an input pa
 (with the bias; applied to a whole sequence by :meth:`CfCCell.project_inputs`) and a recurrent
 part ``rec_proj``; the heads ff1, ff2, time_a, time_b are one ``Linear(units, 4*hidden)`` with
 rows ``[ff1; ff2; time_a; time_b]`` (Cf-S: only ff1). The parameter count equals the unfused form.
+
+Fused unroll (:meth:`CfCCell.unroll`, used by ``ctbench.sequence`` whenever a cell has one): the
+time loop keeps only the two matrix products per step (``addmm`` on transposed weights taken once
+per sequence) and hands the elementwise head update to one autograd node with a hand-written
+backward (``_GatedHeads``, ``_PureHead``; the mixed-memory LSTM gates likewise, ``_LSTMGates``).
+Eager autograd would record about a dozen nodes per step there, and the backward of the fused
+heads' ``chunk`` alone (a ``cat`` of four strided gradients per step) cost more on CPU than the
+head products. :meth:`CfCCell.step` stays the plain reference; ``tests/test_fast_path.py`` holds
+the two to 1e-5 (values and gradients), with masks, per-sample elapsed times and dropout.
 """
 
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ctbench.cells.activations import get_activation, lecun_tanh
@@ -37,6 +47,109 @@ def check_choice(value: str, known: Sequence[str], what: str) -> None:
     """Raise a ValueError naming the known choices when ``value`` is not one of them."""
     if value not in known:
         raise ValueError(f"unknown {what} {value!r}; known: {', '.join(known)}")
+
+
+# LeCun tanh, 1.7159 * tanh(0.666 z), the authors' TF head activation (``activations.lecun_tanh``)
+_LECUN_SCALE, _LECUN_SLOPE = 1.7159, 0.666
+
+
+class _GatedHeads(torch.autograd.Function):
+    """``default``/``no_gate`` update from the fused heads ``z = [ff1, ff2, t_a, t_b]`` (B, 4H).
+
+    The head activation ``amp * tanh(slope * z)`` is computed as ``amp * (2 sigma(2 slope z) - 1)``
+    (equal to float rounding): on CPU torch's ``tanh`` costs about three ``sigmoid``s.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, z: Tensor, t: Tensor, gate_sign: float, lecun: bool, no_gate: bool) -> Tensor:
+        hidden = z.shape[-1] // 4
+        amp, slope = (_LECUN_SCALE, _LECUN_SLOPE) if lecun else (1.0, 1.0)
+        s = torch.sigmoid(z[:, : 2 * hidden] * (2.0 * slope))  # ff = amp (2 s - 1)
+        t_a = z[:, 2 * hidden : 3 * hidden]
+        gate = torch.sigmoid(torch.addcmul(z[:, 3 * hidden :], t_a, t, value=gate_sign))
+        if no_gate:  # h = ff1 + g ff2
+            ff = s.mul(2.0 * amp).sub_(amp)
+            h = torch.addcmul(ff[:, :hidden], gate, ff[:, hidden:])
+        else:  # h = ff1 (1 - g) + g ff2 = amp (2 lerp(s1, s2, g) - 1)
+            h = torch.lerp(s[:, :hidden], s[:, hidden:], gate).mul_(2.0 * amp).sub_(amp)
+        ctx.save_for_backward(s, gate, t, t_a if ctx.needs_input_grad[1] else None)
+        ctx.gate_sign, ctx.amp, ctx.slope, ctx.no_gate = gate_sign, amp, slope, no_gate
+        return h
+
+    @staticmethod
+    def backward(ctx: Any, grad_h: Tensor) -> Tuple[Optional[Tensor], ...]:
+        s, gate, t, t_a = ctx.saved_tensors
+        hidden = gate.shape[-1]
+        s1, s2 = s[:, :hidden], s[:, hidden:]
+        grad_z = torch.empty(gate.shape[0], 4 * hidden, dtype=gate.dtype, device=gate.device)
+        d_s = s - s * s  # sigma'
+        grad_ff2 = grad_h * gate
+        if ctx.no_gate:
+            torch.mul(grad_h, d_s[:, :hidden], out=grad_z[:, :hidden])
+            grad_gate = (s2 * (2.0 * ctx.amp) - ctx.amp) * grad_h  # ff2 * grad_h
+        else:
+            torch.mul(grad_h - grad_ff2, d_s[:, :hidden], out=grad_z[:, :hidden])
+            grad_gate = (s2 - s1).mul_(grad_h).mul_(2.0 * ctx.amp)  # (ff2 - ff1) * grad_h
+        torch.mul(grad_ff2, d_s[:, hidden:], out=grad_z[:, hidden : 2 * hidden])
+        grad_z[:, : 2 * hidden].mul_(4.0 * ctx.amp * ctx.slope)  # d ff / d s * d s / d z, sans sigma'
+        grad_pre = grad_gate.mul_(gate - gate * gate)  # through the gate's sigmoid
+        torch.mul(grad_pre, t, out=grad_z[:, 2 * hidden : 3 * hidden])
+        if ctx.gate_sign != 1.0:
+            grad_z[:, 2 * hidden : 3 * hidden].mul_(ctx.gate_sign)
+        grad_z[:, 3 * hidden :] = grad_pre
+        grad_t = (grad_pre * t_a).sum(-1, keepdim=True) * ctx.gate_sign if t_a is not None else None
+        return grad_z, grad_t, None, None, None
+
+
+class _PureHead(torch.autograd.Function):
+    """Cf-S update ``h = -A exp(-t (|w_tau| + |f|)) f + A`` from the linear head ``f`` (B, H)."""
+
+    @staticmethod
+    def forward(ctx: Any, f: Tensor, t: Tensor, a: Tensor, w_tau: Tensor) -> Tensor:
+        decay = torch.exp(-t * (torch.abs(w_tau) + torch.abs(f)))
+        ctx.save_for_backward(f, t, a, w_tau, decay)
+        return a - a * decay * f
+
+    @staticmethod
+    def backward(ctx: Any, grad_h: Tensor) -> Tuple[Optional[Tensor], ...]:
+        f, t, a, w_tau, decay = ctx.saved_tensors
+        fe = f * decay
+        grad_f = grad_h * (-a * decay * (1.0 - t * torch.abs(f)))  # d|f|/df = sign(f), 0 at 0
+        grad_a = (grad_h * (1.0 - fe)).sum(0, keepdim=True)
+        grad_w = (grad_h * a * fe * t * torch.sign(w_tau)).sum(0, keepdim=True)
+        grad_t = None
+        if ctx.needs_input_grad[1]:
+            grad_t = (grad_h * a * fe * (torch.abs(w_tau) + torch.abs(f))).sum(-1, keepdim=True)
+        return grad_f, grad_t, grad_a, grad_w
+
+
+class _LSTMGates(torch.autograd.Function):
+    """Mixed-memory LSTM update from ``z = [i, g_i, g_f, g_o]`` (B, 4H) and ``c``; ``shift`` (3H,)
+    adds the forget bias to g_f. Returns ``(tanh(c') sigma(g_o), c')``."""
+
+    @staticmethod
+    def forward(ctx: Any, z: Tensor, c: Tensor, shift: Tensor) -> Tuple[Tensor, Tensor]:
+        hidden = c.shape[-1]
+        cand = torch.tanh(z[:, :hidden])
+        gates = torch.sigmoid(z[:, hidden:] + shift)  # [sigma(g_i), sigma(g_f + b), sigma(g_o)]
+        c_new = torch.addcmul(c * gates[:, hidden : 2 * hidden], cand, gates[:, :hidden])
+        tanh_c = torch.tanh(c_new)
+        ctx.save_for_backward(c, cand, gates, tanh_c)
+        return tanh_c * gates[:, 2 * hidden :], c_new
+
+    @staticmethod
+    def backward(ctx: Any, grad_h: Tensor, grad_c_new: Tensor) -> Tuple[Optional[Tensor], ...]:
+        c, cand, gates, tanh_c = ctx.saved_tensors
+        hidden = c.shape[-1]
+        s_i, s_f, s_o = gates[:, :hidden], gates[:, hidden : 2 * hidden], gates[:, 2 * hidden :]
+        grad_c = grad_c_new + grad_h * s_o * (1.0 - tanh_c * tanh_c)
+        grad_z = torch.empty(c.shape[0], 4 * hidden, dtype=c.dtype, device=c.device)
+        torch.mul(grad_c * s_i, 1.0 - cand * cand, out=grad_z[:, :hidden])
+        torch.mul(grad_c, cand, out=grad_z[:, hidden : 2 * hidden])
+        torch.mul(grad_c, c, out=grad_z[:, 2 * hidden : 3 * hidden])
+        torch.mul(grad_h, tanh_c, out=grad_z[:, 3 * hidden :])
+        grad_z[:, hidden:].mul_(gates * (1.0 - gates))
+        return grad_z, grad_c * s_f, None
 
 
 def _uniform_(tensor: Tensor, bound: float) -> None:
@@ -201,6 +314,40 @@ class CfCCell(Cell):
             return ff1 + gate * ff2
         return ff1 * (1.0 - gate) + gate * ff2
 
+    # ------------------------------------------------------------------ fused unroll
+    def step_weights(self) -> Tuple[Tensor, ...]:
+        """The transposed kernels :meth:`fast_step` reads, taken once per sequence."""
+        heads = (self.heads.weight.t(), self.heads.bias) if self.heads is not None else ()
+        return (self.rec_proj.weight.t(), *heads)
+
+    def fast_step(self, u: Tensor, state: Tensor, t: Tensor, weights: Tuple[Tensor, ...]) -> Tensor:
+        """:meth:`step` with ``t`` (B, 1), the kernels of :meth:`step_weights` and fused heads."""
+        z = torch.addmm(u, state, weights[0])
+        if self.heads is not None:
+            z = self.activation(z)
+            if self.dropout_first:
+                z = self.dropout(z)
+            for layer in self.backbone_hidden:
+                z = self.dropout(self.activation(F.linear(z, layer.weight, layer.bias)))
+            z = torch.addmm(weights[2], z, weights[1])
+        if self.mode == "pure":
+            return _PureHead.apply(z, t, self.A, self.w_tau)
+        return _GatedHeads.apply(z, t, self.gate_sign, self.impl == "authors_tf", self.mode == "no_gate")
+
+    def unroll(self, u: Tensor, dt: Tensor, keep: Optional[Tensor] = None) -> Tensor:
+        """Every step's state (B, T, hidden) from the zero state, for projected inputs ``u``
+        (B, T, P), elapsed times ``dt`` (B, T) and ``keep`` (B, T) bool (False: carry the state)."""
+        weights = self.step_weights()
+        h = self.initial_state(u.shape[0], u.device, u.dtype)
+        ts = dt.to(u.dtype).unsqueeze(-1).unbind(1)
+        keeps = keep.unsqueeze(-1).unbind(1) if keep is not None else [None] * len(ts)
+        states = []
+        for u_t, t, k in zip(u.unbind(1), ts, keeps):
+            new = self.fast_step(u_t, h, t, weights)
+            h = new if k is None else torch.where(k, new, h)
+            states.append(h)
+        return torch.stack(states, 1)
+
     def regularized_weights(self) -> List[Tensor]:
         """Backbone and head kernels (the TF script's ``kernel_regularizer``s); not A, w_tau."""
         return [w for w, _, _ in self._unfused_kernels()]
@@ -304,6 +451,30 @@ class MixedMemoryCfCCell(Cell):
 
     def output(self, state: State) -> Tensor:
         return state[0]
+
+    def unroll(self, u: Tensor, dt: Tensor, keep: Optional[Tensor] = None) -> Tensor:
+        """Every step's output h (B, T, hidden); see :meth:`CfCCell.unroll`."""
+        n_gates = 4 * self.hidden_size
+        rec = self.lstm_rec.weight.t()
+        cfc_weights = self.cfc.step_weights()
+        shift = torch.zeros(3 * self.hidden_size, device=u.device, dtype=u.dtype)
+        shift[self.hidden_size : 2 * self.hidden_size] = self.forget_bias
+        h, c = self.initial_state(u.shape[0], u.device, u.dtype)
+        ts = dt.to(u.dtype).unsqueeze(-1).unbind(1)
+        keeps = keep.unsqueeze(-1).unbind(1) if keep is not None else [None] * len(ts)
+        outputs = []
+        for u_t, t, k in zip(u.unbind(1), ts, keeps):
+            lstm_out, c_new = _LSTMGates.apply(torch.addmm(u_t[:, :n_gates], h, rec), c, shift)
+            if self.lstm_first:
+                h_new = self.cfc.fast_step(u_t[:, n_gates:], lstm_out, t, cfc_weights)
+            else:
+                h_new = self.cfc.fast_step(self.cfc.project_inputs(lstm_out), h, t, cfc_weights)
+            if k is None:
+                h, c = h_new, c_new
+            else:
+                h, c = torch.where(k, h_new, h), torch.where(k, c_new, c)
+            outputs.append(h)
+        return torch.stack(outputs, 1)
 
     def regularized_weights(self) -> List[Tensor]:
         """Only the CfC's kernels: the TF ``MixedCfcCell`` puts no regulariser on its LSTM."""
