@@ -12,7 +12,7 @@ SEARCHPATH ?= examples/my_cell
 # Real data for tests and runs: ../shared/data when it exists, unless CTBENCH_DATA_MIRROR is set.
 export CTBENCH_DATA_MIRROR ?= $(shell [ -d ../shared/data ] && cd ../shared/data && pwd)
 
-.PHONY: help install test test-all data data-list tables reproduce-all sweep compare clean
+.PHONY: help install test test-all data data-list tables reproduce-all sweep compare reproduce-gnode bench reproduce-table-1 clean
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 24
@@ -53,6 +53,15 @@ sweep:  ## Optuna sweep conf/sweep/$(SWEEP).yaml (TRIALS=n, TIMEOUT=s, STORAGE=u
 
 compare:  ## your model (MODEL=<config> in SEARCHPATH=<folder>) against a published table (TABLE=<id>)
 	$(PY) -m ctbench.compare --model $(MODEL) --table $(TABLE) $(if $(SEARCHPATH),--searchpath $(SEARCHPATH)) --budget $(BUDGET) --protocol $(PROTOCOL)
+
+reproduce-gnode:  ## gnODE flip-flop grid (BUDGET=smoke|quick|cpu1h|paper, conf/gnode/flipflop.yaml): runs, 2-bit attractor figures, results/tables/gnode_flipflop.md
+	$(PY) -m ctbench.gnode_grid reproduce --budget $(BUDGET)
+
+bench:  ## speed report -> results/bench/speed.{md,csv,png} (BENCH=smoke: tiny, seconds; DEVICE=auto|cpu|cuda; NOTE=conditions)
+	$(PY) -m ctbench.bench speed $(if $(filter smoke,$(BENCH)),--smoke --out results/bench/smoke) --device $(or $(DEVICE),auto) $(if $(NOTE),--note "$(NOTE)")
+
+reproduce-table-1:  ## Nature Table 1 measured: time vs n, k, p, fitted exponents -> results/bench/table1.{md,csv,png}
+	$(PY) -m ctbench.bench table1 $(if $(filter smoke,$(BENCH)),--smoke --out results/bench/smoke) --device $(or $(DEVICE),auto) $(if $(NOTE),--note "$(NOTE)")
 
 clean:  ## remove caches and logs (keeps results/runs and data/)
 	rm -rf .pytest_cache results/logs outputs multirun
