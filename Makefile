@@ -45,8 +45,10 @@ reproduce-table-%:  ## re-run a paper table (BUDGET=smoke|quick|short|paper, PRO
 
 reproduce-all: $(addprefix reproduce-table-,$(TABLES))  ## every table
 
-tables:  ## re-render every table from the run records only (no training)
-	@for t in $(TABLES); do $(PY) -m ctbench.tables render $$t --budget $(BUDGET) --protocol $(PROTOCOL); done
+# `make tables` without BUDGET/PROTOCOL renders each table at the budget and protocol its records have
+EXPLICIT = $(filter command line environment,$(origin $(1)))
+tables:  ## re-render every table from the run records only (no training; BUDGET/PROTOCOL: default, what the records have)
+	@for t in $(TABLES); do $(PY) -m ctbench.tables render $$t $(if $(call EXPLICIT,BUDGET),--budget $(BUDGET)) $(if $(call EXPLICIT,PROTOCOL),--protocol $(PROTOCOL)); done
 
 sweep:  ## Optuna sweep conf/sweep/$(SWEEP).yaml (TRIALS=n, TIMEOUT=s, STORAGE=url); resumes if killed
 	$(PY) -m ctbench.sweep $(SWEEP) $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(STORAGE),--storage $(STORAGE))
