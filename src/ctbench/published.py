@@ -454,16 +454,20 @@ _COUNT_ROW_KEYS = {"name", "marker", "variant", "network", "params_total", "para
                    "borrowed_from", "notes"}
 
 
-def _parse_count_row(raw: Any, where: str) -> Row:
-    """A row of a ``kind: parameter_counts`` table."""
+def _named_row(raw: Any, where: str, allowed: set[str], context: str) -> tuple[str, str]:
+    """Check that a row is a mapping of ``allowed`` keys with a name; return the name and ``where (name)``."""
     if not isinstance(raw, dict):
         raise TableError(f"{where}: a row must be a mapping, got {raw!r}")
-    unknown = set(raw) - _COUNT_ROW_KEYS
+    unknown = set(raw) - allowed
     if unknown:
-        raise TableError(f"{where}: unknown field(s) {sorted(unknown)} in a parameter_counts table; "
-                         f"allowed: {sorted(_COUNT_ROW_KEYS)}")
+        raise TableError(f"{where}: unknown field(s) {sorted(unknown)} {context}; allowed: {sorted(allowed)}")
     name = _str(raw.get("name"), f"{where}.name", nullable=False)
-    where = f"{where} ({name})"
+    return name, f"{where} ({name})"
+
+
+def _parse_count_row(raw: Any, where: str) -> Row:
+    """A row of a ``kind: parameter_counts`` table."""
+    name, where = _named_row(raw, where, _COUNT_ROW_KEYS, "in a parameter_counts table")
     source = _choice(raw.get("source"), SOURCES, f"{where}.source")
     borrowed_from = _str(raw.get("borrowed_from"), f"{where}.borrowed_from")
     if source == "borrowed" and not borrowed_from:
@@ -548,14 +552,7 @@ def _parse_row(raw: Any, where: str, columns: dict[str, Column] | None = None, c
 
 def _parse_extra_row(raw: Any, where: str, columns: dict[str, Column], column: str | None) -> Row:
     """A ``not_in_paper`` row: a model ctbench runs beside the paper's rows, with nothing published."""
-    if not isinstance(raw, dict):
-        raise TableError(f"{where}: a row must be a mapping, got {raw!r}")
-    unknown = set(raw) - _EXTRA_ROW_KEYS
-    if unknown:
-        raise TableError(f"{where}: unknown field(s) {sorted(unknown)} in a not_in_paper row (nothing is published "
-                         f"for it); allowed: {sorted(_EXTRA_ROW_KEYS)}")
-    name = _str(raw.get("name"), f"{where}.name", nullable=False)
-    where = f"{where} ({name})"
+    name, where = _named_row(raw, where, _EXTRA_ROW_KEYS, "in a not_in_paper row (nothing is published for it)")
     model = raw.get("model")
     if not isinstance(model, str) or not _MODEL_RE.match(model):
         raise TableError(f"{where}.model: a not_in_paper row must name the conf/model/ that runs it, got {model!r}")
