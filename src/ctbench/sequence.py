@@ -20,7 +20,7 @@ from typing import List, Optional
 import torch
 from torch import Tensor, nn
 
-from ctbench.cells.base import Cell, State
+from ctbench.cells.base import Cell, keep_or_carry, step_masks
 from ctbench.data.batch import Batch
 
 READOUTS = ("sequence", "last", "last_observed")
@@ -37,13 +37,6 @@ def forward_fill(x: Tensor, observed: Tensor) -> Tensor:
     filled = torch.gather(x, 1, last_seen)
     ever_seen = observed.bool().cummax(dim=1).values
     return torch.where(ever_seen, filled, torch.zeros_like(x))
-
-
-def _select(keep: Tensor, new: State, old: State) -> State:
-    """Per sample, ``new`` where keep else ``old`` (keep: (B,) bool), for tensor or tuple states."""
-    if isinstance(new, Tensor):
-        return torch.where(keep.unsqueeze(-1), new, old)
-    return tuple(torch.where(keep.unsqueeze(-1), n, o) for n, o in zip(new, old))
 
 
 class SequenceModel(nn.Module):
@@ -101,13 +94,12 @@ class SequenceModel(nn.Module):
         # size of the whole sequence at every step of the backward pass.
         inputs = u.unbind(1)
         dts = (batch.dt.to(u.dtype) * self.tau).unbind(1)
-        keeps = batch.step_mask.unbind(1) if batch.step_mask is not None else None
+        keeps = step_masks(batch.step_mask, len(inputs))
         observed_any = batch.obs_mask.any(dim=-1).unbind(1) if self.readout == "last_observed" else None
         outputs = []
         last_output: Optional[Tensor] = None
-        for t, (u_t, dt_t) in enumerate(zip(inputs, dts)):
-            new_state = self.cell.step(u_t, state, dt_t)
-            state = new_state if keeps is None else _select(keeps[t], new_state, state)
+        for t, (u_t, dt_t, keep_t) in enumerate(zip(inputs, dts, keeps)):
+            state = keep_or_carry(keep_t, self.cell.step(u_t, state, dt_t), state)
             if self.readout == "sequence":
                 outputs.append(self.cell.output(state))
             elif self.readout == "last_observed":

@@ -10,12 +10,28 @@ per-step recurrent work on the already-projected input.
 
 from __future__ import annotations
 
-from typing import List, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
 State = Union[Tensor, Tuple[Tensor, ...]]
+
+
+def keep_or_carry(keep: Optional[Tensor], new: State, old: State) -> State:
+    """Per sample, ``new`` where ``keep`` (B,) is True, else ``old`` (a padded step carries the
+    state); ``new`` when there is no mask. Tensor or tuple states."""
+    if keep is None:
+        return new
+    keep = keep.unsqueeze(-1)
+    if isinstance(new, Tensor):
+        return torch.where(keep, new, old)
+    return tuple(torch.where(keep, n, o) for n, o in zip(new, old))
+
+
+def step_masks(keep: Optional[Tensor], steps: int) -> Sequence[Optional[Tensor]]:
+    """``keep`` (B, T) as T per-step (B,) masks, or T Nones when there is no mask."""
+    return keep.unbind(1) if keep is not None else [None] * steps
 
 
 class Cell(nn.Module):

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ctbench.cells.activations import get_activation, lecun_tanh
-from ctbench.cells.base import Cell, State
+from ctbench.cells.base import Cell, State, keep_or_carry, step_masks
 
 IMPLS: Tuple[str, ...] = ("authors_tf", "authors_torch", "ncps")
 MODES: Tuple[str, ...] = ("default", "no_gate", "pure")
@@ -340,11 +340,9 @@ class CfCCell(Cell):
         weights = self.step_weights()
         h = self.initial_state(u.shape[0], u.device, u.dtype)
         ts = dt.to(u.dtype).unsqueeze(-1).unbind(1)
-        keeps = keep.unsqueeze(-1).unbind(1) if keep is not None else [None] * len(ts)
         states = []
-        for u_t, t, k in zip(u.unbind(1), ts, keeps):
-            new = self.fast_step(u_t, h, t, weights)
-            h = new if k is None else torch.where(k, new, h)
+        for u_t, t, k in zip(u.unbind(1), ts, step_masks(keep, len(ts))):
+            h = keep_or_carry(k, self.fast_step(u_t, h, t, weights), h)
             states.append(h)
         return torch.stack(states, 1)
 
@@ -461,18 +459,14 @@ class MixedMemoryCfCCell(Cell):
         shift[self.hidden_size : 2 * self.hidden_size] = self.forget_bias
         h, c = self.initial_state(u.shape[0], u.device, u.dtype)
         ts = dt.to(u.dtype).unsqueeze(-1).unbind(1)
-        keeps = keep.unsqueeze(-1).unbind(1) if keep is not None else [None] * len(ts)
         outputs = []
-        for u_t, t, k in zip(u.unbind(1), ts, keeps):
+        for u_t, t, k in zip(u.unbind(1), ts, step_masks(keep, len(ts))):
             lstm_out, c_new = _LSTMGates.apply(torch.addmm(u_t[:, :n_gates], h, rec), c, shift)
             if self.lstm_first:
                 h_new = self.cfc.fast_step(u_t[:, n_gates:], lstm_out, t, cfc_weights)
             else:
                 h_new = self.cfc.fast_step(self.cfc.project_inputs(lstm_out), h, t, cfc_weights)
-            if k is None:
-                h, c = h_new, c_new
-            else:
-                h, c = torch.where(k, h_new, h), torch.where(k, c_new, c)
+            h, c = keep_or_carry(k, (h_new, c_new), (h, c))
             outputs.append(h)
         return torch.stack(outputs, 1)
 

@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from ctbench.cells.base import Cell
+from ctbench.cells.base import Cell, keep_or_carry, step_masks
 from ctbench.cells.cfc import check_choice
 
 LTC_IMPLS: Tuple[str, ...] = ("authors_tf", "authors_torch", "ncps")
@@ -209,9 +209,8 @@ class LTCCell(Cell):
         # synapse tensors fit in a core's L2 cache (1.6x faster at N = 128); on GPU in one piece.
         n = self.hidden_size
         chunk = u.shape[0] if u.is_cuda else max(1, CPU_CHUNK_ELEMENTS // (n * n))
-        keeps = keep.unsqueeze(-1).unbind(1) if keep is not None else [None] * u.shape[1]
         outputs = []
-        for u_t, cm, den, k in zip(u.unbind(1), cm_t.unbind(1), den_base.unbind(1), keeps):
+        for u_t, cm, den, k in zip(u.unbind(1), cm_t.unbind(1), den_base.unbind(1), step_masks(keep, u.shape[1])):
             s_sens = torch.sigmoid(torch.addcmul(sens_neg_sigma_mu, u_t.unsqueeze(-1), self.sensory_sigma))
             sens = torch.einsum("bin,ink->bnk", s_sens, w_sens)
             num_const = leak + sens[..., 0]
@@ -221,7 +220,7 @@ class LTCCell(Cell):
                                self.sigma, neg_sigma_mu, w_erev, self.w, self.ode_unfolds)
                 for i in range(0, v.shape[0], chunk)
             ])
-            v = v_new if k is None else torch.where(k, v_new, v)
+            v = keep_or_carry(k, v_new, v)
             outputs.append(v)
         return self.output(torch.stack(outputs, 1))
 
